@@ -1,0 +1,45 @@
+# Two commands for a new user: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_SET_CACHE ?= $(HOME)/.cache/asr-dev-set
+export DEV_SET_CACHE
+
+.PHONY: run test install models test-data lint format bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "asrserve needs Python 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+models: $(STAMP)
+	$(BIN)/asrserve models prepare whisper-base
+
+# Until the HTTP server exists: transcribe a bundled real-speech sample and print it.
+run: models
+	$(BIN)/asrserve transcribe samples/jfk.wav --format text,srt --output-dir -
+
+test-data: $(STAMP)
+	$(BIN)/python scripts/fetch_dev_set.py $(DEV_SET_CACHE)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+
+test: $(STAMP) test-data models lint
+	$(BIN)/pytest
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: $(STAMP) test-data models
+	$(BIN)/python bench/offline.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info

@@ -1,0 +1,34 @@
+"""Entry point: `asrserve transcribe | models`; nothing runs at import time."""
+
+from __future__ import annotations
+
+import typer
+
+from asrserve import __version__
+from asrserve.cli import models as models_cmd
+from asrserve.cli import transcribe as transcribe_cmd
+
+app = typer.Typer(
+    name="asrserve",
+    help="Speech recognition: transcribe files, serve an API, stream live audio.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("transcribe", no_args_is_help=True)(transcribe_cmd.transcribe)
+app.add_typer(models_cmd.app, name="models")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """asrserve."""

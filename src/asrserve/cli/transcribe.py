@@ -1,0 +1,284 @@
+"""`asrserve transcribe FILE|DIR ...`: many files through one shared model and batcher.
+
+Files are prepared and decoded `--jobs` at a time; their chunks meet in the model's batcher,
+so short files fill batches together. A failed file is reported with its reason and the others
+are still written; the exit code says whether everything succeeded.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from asrserve.config import Settings, load_settings
+from asrserve.engine.errors import AsrError
+from asrserve.engine.formats import ResponseFormat, file_extension, parse_format, render
+from asrserve.engine.options import DecodeOptions, TranscribeOptions, parse_hotwords
+from asrserve.engine.pipeline import Pipeline
+from asrserve.engine.registry import ModelRegistry
+from asrserve.engine.types import Transcript
+from asrserve.observability.logging import configure_logging
+
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".webm", ".mp4",
+     ".mka", ".wma", ".aiff", ".aif", ".amr", ".3gp", ".mov", ".mkv"}
+)  # fmt: skip
+STDOUT = "-"
+
+
+class AudioSecondsColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        total = f"{task.total:.1f}" if task.total is not None else "?"
+        return Text(f"{task.completed:.1f}/{total} s", style="progress.download")
+
+
+class RealTimeFactorColumn(ProgressColumn):
+    """Speed as audio seconds per wall second: `12.3x` means 12.3 times real time."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        if elapsed <= 0 or task.completed <= 0:
+            return Text("  -  x", style="progress.data.speed")
+        return Text(f"{task.completed / elapsed:5.1f}x", style="progress.data.speed")
+
+
+@dataclass(slots=True)
+class Outcome:
+    path: Path
+    outputs: list[Path] = field(default_factory=list)
+    transcript: Transcript | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def expand_inputs(inputs: Iterable[Path]) -> tuple[list[Path], list[Outcome]]:
+    """Files as given; directories searched recursively for audio files, sorted."""
+    files: list[Path] = []
+    missing: list[Outcome] = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(
+                p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+            )
+            if not found:
+                missing.append(Outcome(item, error="the directory holds no audio files"))
+            files.extend(found)
+        elif item.is_file():
+            files.append(item)
+        else:
+            missing.append(Outcome(item, error="no such file or directory"))
+    return files, missing
+
+
+def output_paths(
+    source: Path, formats: list[ResponseFormat], output_dir: Path, taken: set[Path]
+) -> dict[ResponseFormat, Path]:
+    """One file per input per format. `a.mp3` and `a.wav` (or two `a.mp3` in different
+    directories) must not overwrite each other, so later ones get a numbered stem."""
+    both_json = ResponseFormat.JSON in formats and ResponseFormat.VERBOSE_JSON in formats
+    stem = source.stem
+    n = 1
+    while True:
+        paths = {}
+        for fmt in formats:
+            ext = file_extension(fmt)
+            if both_json and fmt is ResponseFormat.VERBOSE_JSON:
+                ext = "verbose.json"
+            paths[fmt] = output_dir / f"{stem}.{ext}"
+        if not taken.intersection(paths.values()):
+            taken.update(paths.values())
+            return paths
+        n += 1
+        stem = f"{source.stem}-{n}"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def build_options(
+    language: str,
+    task: str,
+    beam_size: int,
+    temperature: str,
+    hotwords: str | None,
+    initial_prompt: str | None,
+    word_timestamps: bool,
+    vad: bool,
+) -> TranscribeOptions:
+    try:
+        temperatures = tuple(float(t) for t in temperature.split(",") if t.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(
+            "give temperatures as numbers, e.g. 0 or 0,0.2,0.4", param_hint="--temperature"
+        ) from exc
+    if task not in {"transcribe", "translate"}:
+        raise typer.BadParameter("use transcribe or translate", param_hint="--task")
+    decode = DecodeOptions(
+        language=None if language.lower() == "auto" else language.lower(),
+        task=task,
+        beam_size=beam_size,
+        temperatures=temperatures or (0.0,),
+        hotwords=parse_hotwords(hotwords),
+        initial_prompt=initial_prompt,
+        word_timestamps=word_timestamps,
+    )
+    return TranscribeOptions(decode=decode, vad_filter=vad)
+
+
+def transcribe(
+    inputs: list[Path] = typer.Argument(..., help="Audio or video files, or directories."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model (default whisper-base)."),
+    language: str = typer.Option("auto", "--language", "-l", help="Language code or auto."),
+    task: str = typer.Option("transcribe", help="transcribe, or translate to English."),
+    formats: str = typer.Option(
+        "json", "--format", "-f", help="Comma list of json, verbose_json, text, srt, vtt."
+    ),
+    output_dir: str = typer.Option(
+        ".", "--output-dir", "-o", help="Where outputs go; '-' prints them to stdout."
+    ),
+    hotwords: str | None = typer.Option(
+        None, help='Words to favour: "w1,w2", space-separated, or JSON {"w": 10}.'
+    ),
+    initial_prompt: str | None = typer.Option(None, help="Text that sets style and vocabulary."),
+    beam_size: int = typer.Option(5, min=1, max=20),
+    temperature: str = typer.Option("0,0.2,0.4,0.6,0.8,1.0", help="Fallback temperatures."),
+    word_timestamps: bool = typer.Option(True, help="Word-level times (verbose_json)."),
+    vad: bool = typer.Option(True, help="Skip silence with Silero VAD."),
+    jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Files prepared at once."),
+    device: str | None = typer.Option(None, help="auto, cpu or cuda."),
+    compute_type: str | None = typer.Option(None, help="int8, float16, float32, ..."),
+    config: Path | None = typer.Option(None, help="A TOML settings file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Transcribe files; write one output per input per format."""
+    settings = load_settings(config, model=model, device=device, compute_type=compute_type)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        wanted = [parse_format(f) for f in formats.split(",") if f.strip()]
+    except AsrError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--format") from exc
+    options = build_options(
+        language, task, beam_size, temperature, hotwords, initial_prompt, word_timestamps, vad
+    )
+    to_stdout = output_dir == STDOUT
+    out_dir = Path(output_dir)
+    if not to_stdout:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    files, outcomes = expand_inputs(inputs)
+    console = Console(stderr=True, quiet=quiet)
+    registry = _registry(settings)
+    try:
+        with registry.use(settings.model) as loaded:
+            outcomes += _run(
+                loaded.pipeline, files, wanted, options, out_dir, to_stdout, jobs, console
+            )
+    except AsrError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    finally:
+        registry.close()
+    failures = [o for o in outcomes if o.error]
+    for outcome in failures:
+        Console(stderr=True).print(
+            f"[red]failed[/red] {outcome.path}: {outcome.error}", highlight=False
+        )
+    if failures:
+        raise typer.Exit(1)
+
+
+def _registry(settings: Settings) -> ModelRegistry:
+    return ModelRegistry(
+        cache_dir=settings.model_dir,
+        engine_settings=settings.engine_settings(),
+        batching=settings.batching(),
+        limits=settings.limits(),
+    )
+
+
+def _run(
+    pipeline: Pipeline,
+    files: list[Path],
+    formats: list[ResponseFormat],
+    options: TranscribeOptions,
+    out_dir: Path,
+    to_stdout: bool,
+    jobs: int,
+    console: Console,
+) -> list[Outcome]:
+    progress = Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        AudioSecondsColumn(),
+        RealTimeFactorColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    overall = progress.add_task(f"all {len(files)} files", total=None)
+    overall_lock = threading.Lock()
+    done_by_file: dict[Path, float] = {}
+    known_total = [0.0]
+    taken: set[Path] = set()
+    stdout_lock = threading.Lock()
+
+    def run_one(path: Path) -> Outcome:
+        outcome = Outcome(path)
+        task_id: TaskID = progress.add_task(path.name, total=None)
+        started = time.monotonic()
+
+        def on_progress(done: float, total: float) -> None:
+            progress.update(task_id, completed=done, total=total)
+            with overall_lock:
+                if path not in done_by_file:
+                    known_total[0] += total
+                done_by_file[path] = done
+                progress.update(overall, completed=sum(done_by_file.values()), total=known_total[0])
+
+        try:
+            prepared = pipeline.prepare(path, options)
+            on_progress(0.0, prepared.info.duration)
+            segments = tuple(pipeline.decode(prepared, progress=on_progress))
+            outcome.transcript = Transcript(info=prepared.info, segments=segments)
+            if to_stdout:
+                with stdout_lock:
+                    for fmt in formats:
+                        sys.stdout.write(render(outcome.transcript, fmt))
+                    sys.stdout.flush()
+            else:
+                with stdout_lock:
+                    targets = output_paths(path, formats, out_dir, taken)
+                for fmt, target in targets.items():
+                    _write_atomic(target, render(outcome.transcript, fmt))
+                    outcome.outputs.append(target)
+        except AsrError as exc:
+            outcome.error = str(exc)
+        except Exception as exc:  # a bug must not cost the user the other files' results
+            outcome.error = f"internal error ({type(exc).__name__}: {exc})"
+        finally:
+            outcome.seconds = time.monotonic() - started
+            progress.update(task_id, visible=outcome.error is None)
+        return outcome
+
+    with progress, ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="file") as pool:
+        return list(pool.map(run_one, files))

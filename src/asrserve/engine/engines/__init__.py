@@ -1,0 +1,1 @@
+"""Recognition engines behind one protocol (`base.Engine`)."""

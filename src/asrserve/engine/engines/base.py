@@ -1,0 +1,48 @@
+"""The contract every recognition engine implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from asrserve.engine.options import DecodeOptions
+from asrserve.engine.types import LanguageGuess, Segment
+
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    name: str
+    """The engine family: `whisper`, `pocketsphinx` or `vosk`."""
+    model: str
+    """The model name as the catalogue or the user gave it."""
+    languages: frozenset[str] | None
+    """Languages the model decodes; None means multilingual with language identification."""
+    max_chunk_s: float
+    """Longest chunk one `transcribe_chunks` item may be."""
+    supports_translation: bool = False
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A loaded model. Thread-compatible: the batcher calls it from one worker thread."""
+
+    @property
+    def info(self) -> EngineInfo: ...
+
+    def detect_language(self, audio: Sequence[np.ndarray], threshold: float = 0.5) -> LanguageGuess:
+        """Guess the language from speech chunks (16 kHz float32), looking at as few as it can:
+        the first chunk whose top probability exceeds `threshold` settles it."""
+        ...
+
+    def transcribe_chunks(
+        self, chunks: Sequence[np.ndarray], options: DecodeOptions
+    ) -> list[list[Segment]]:
+        """Decode each chunk independently. Returns one segment list per chunk, with times
+        relative to the chunk's start and segment ids starting at 0. `options.language` is
+        already resolved (never None) for single-language models and after detection."""
+        ...

@@ -1,0 +1,403 @@
+"""Whisper through faster-whisper / CTranslate2, decoding many chunks in one batch.
+
+faster-whisper's `WhisperModel.transcribe` decodes one 30 s window at a time, and its
+`BatchedInferencePipeline` batches a single file's windows with one temperature and no fallback.
+Here a batch may hold chunks of several files (the dynamic batcher fills it), every chunk gets
+Whisper's temperature fallback, and timestamp tokens split chunks into natural segments.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import ctranslate2
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.audio import pad_or_trim
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+
+from asrserve.engine.engines.base import SAMPLE_RATE, EngineInfo
+from asrserve.engine.errors import InvalidOptionError, UnsupportedLanguageError
+from asrserve.engine.options import DecodeOptions
+from asrserve.engine.segmentation import split_segment
+from asrserve.engine.types import LanguageGuess, Segment, Word
+
+log = logging.getLogger(__name__)
+
+_PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+_APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+
+
+@dataclass(slots=True)
+class _Decoded:
+    """The chosen hypothesis for one chunk."""
+
+    tokens: list[int]
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    temperature: float
+    silent: bool = False
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def default_compute_type(device: str) -> str:
+    # int8 on CPU: the same WER as float32 at about half the time (measured, MODELS.md).
+    return "float16" if device == "cuda" else "int8"
+
+
+class WhisperEngine:
+    """A loaded Whisper model. Not re-entrant: the batcher calls it from one thread."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        name: str,
+        device: str = "auto",
+        compute_type: str = "default",
+        cpu_threads: int = 0,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.compute_type = (
+            default_compute_type(self.device) if compute_type == "default" else compute_type
+        )
+        self._model = WhisperModel(
+            str(model_path),
+            device=self.device,
+            compute_type=self.compute_type,
+            cpu_threads=cpu_threads,
+            local_files_only=True,
+        )
+        multilingual = self._model.model.is_multilingual
+        self._languages = frozenset(self._model.supported_languages)
+        self._info = EngineInfo(
+            name="whisper",
+            model=name,
+            languages=None if multilingual else frozenset({"en"}),
+            max_chunk_s=float(self._model.feature_extractor.chunk_length),
+            supports_translation=multilingual,
+        )
+        self._lock = threading.Lock()
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._info
+
+    @property
+    def model(self) -> WhisperModel:
+        """The underlying faster-whisper model, for callers that need it directly (benchmarks)."""
+        return self._model
+
+    def _features(self, chunks: Sequence[np.ndarray]) -> np.ndarray:
+        extractor = self._model.feature_extractor
+        # The extractor pads one frame beyond the input; drop it as faster-whisper does.
+        return np.stack([pad_or_trim(extractor(chunk)[..., :-1]) for chunk in chunks])
+
+    def detect_language(self, audio: Sequence[np.ndarray], threshold: float = 0.5) -> LanguageGuess:
+        if self._info.languages is not None:
+            return LanguageGuess("en", 1.0)
+        votes: dict[str, list[float]] = {}
+        probs: list[tuple[str, float]] = []
+        with self._lock:
+            for chunk in audio:
+                encoded = self._model.encode(self._features([chunk]))
+                results = self._model.model.detect_language(encoded)[0]
+                probs = [(token[2:-2], float(p)) for token, p in results]
+                language, probability = probs[0]
+                if probability > threshold:
+                    return LanguageGuess(language, probability, tuple(probs[:10]))
+                votes.setdefault(language, []).append(probability)
+        if not votes:
+            raise InvalidOptionError("Language detection needs at least one chunk of speech.")
+        language = max(votes, key=lambda lang: (len(votes[lang]), max(votes[lang])))
+        return LanguageGuess(language, max(votes[language]), tuple(probs[:10]))
+
+    def _check_language(self, options: DecodeOptions) -> str:
+        language = options.language or "en"
+        if self._info.languages is not None and language not in self._info.languages:
+            raise UnsupportedLanguageError(
+                f"Model {self._info.model} is English-only and cannot decode {language!r}; "
+                "choose a multilingual model such as whisper-base."
+            )
+        if language not in self._languages:
+            raise UnsupportedLanguageError(
+                f"Language {language!r} is not one Whisper knows; use an ISO 639-1 code such as "
+                "en, de or ja, or leave the language unset to detect it."
+            )
+        if options.task == "translate" and not self._info.supports_translation:
+            raise InvalidOptionError(
+                f"Model {self._info.model} cannot translate; use a multilingual model."
+            )
+        return language
+
+    def transcribe_chunks(
+        self, chunks: Sequence[np.ndarray], options: DecodeOptions
+    ) -> list[list[Segment]]:
+        if not chunks:
+            return []
+        language = self._check_language(options)
+        hf = self._model.hf_tokenizer
+        tokenizer = Tokenizer(
+            hf, self._model.model.is_multilingual, task=options.task, language=language
+        )
+        prompt = self._model.get_prompt(
+            tokenizer,
+            previous_tokens=tokenizer.encode(" " + options.initial_prompt.strip())
+            if options.initial_prompt
+            else [],
+            without_timestamps=options.without_timestamps,
+            hotwords=", ".join(options.hotwords) if options.hotwords else None,
+        )
+        with self._lock:
+            features = self._features(chunks)
+            encoder_output = self._model.encode(features)
+            decoded = self._decode_with_fallback(
+                encoder_output, features, prompt, tokenizer, options
+            )
+            return self._to_segments(chunks, decoded, encoder_output, features, tokenizer, options)
+
+    def _generate(
+        self,
+        encoder_output: ctranslate2.StorageView,
+        prompt: list[int],
+        batch: int,
+        temperature: float,
+        tokenizer: Tokenizer,
+        options: DecodeOptions,
+    ) -> list[_Decoded]:
+        if temperature > 0:
+            search = {"beam_size": 1, "num_hypotheses": options.best_of, "sampling_topk": 0,
+                      "sampling_temperature": temperature}  # fmt: skip
+        else:
+            search = {"beam_size": options.beam_size, "patience": options.patience}
+        results = self._model.model.generate(
+            encoder_output,
+            [list(prompt) for _ in range(batch)],
+            length_penalty=options.length_penalty,
+            max_length=self._model.max_length,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            return_scores=True,
+            return_no_speech_prob=True,
+            **search,
+        )
+        out = []
+        for result in results:
+            # With several sampled hypotheses, keep the most probable per token.
+            best = max(
+                range(len(result.sequences_ids)),
+                key=lambda i: result.scores[i],
+            )
+            tokens = result.sequences_ids[best]
+            seq_len = len(tokens)
+            cum_logprob = result.scores[best] * (seq_len**options.length_penalty)
+            text = tokenizer.decode([t for t in tokens if t < tokenizer.eot])
+            out.append(
+                _Decoded(
+                    tokens=tokens,
+                    avg_logprob=cum_logprob / (seq_len + 1),
+                    no_speech_prob=result.no_speech_prob,
+                    compression_ratio=get_compression_ratio(text) if text.strip() else 0.0,
+                    temperature=temperature,
+                )
+            )
+        return out
+
+    def _decode_with_fallback(
+        self,
+        encoder_output: ctranslate2.StorageView,
+        features: np.ndarray,
+        prompt: list[int],
+        tokenizer: Tokenizer,
+        options: DecodeOptions,
+    ) -> list[_Decoded]:
+        temperatures = options.temperatures or (0.0,)
+        chosen = self._generate(
+            encoder_output, prompt, len(features), temperatures[0], tokenizer, options
+        )
+        pending = [i for i, d in enumerate(chosen) if self._needs_fallback(d, options)]
+        for temperature in temperatures[1:]:
+            if not pending:
+                break
+            retry_out = self._model.encode(features[pending])
+            retried = self._generate(
+                retry_out, prompt, len(pending), temperature, tokenizer, options
+            )
+            still = []
+            for i, candidate in zip(pending, retried, strict=True):
+                if self._better(candidate, chosen[i], options):
+                    chosen[i] = candidate
+                if self._needs_fallback(chosen[i], options):
+                    still.append(i)
+            pending = still
+        for d in chosen:
+            d.silent = self._is_silence(d, options)
+        return chosen
+
+    @staticmethod
+    def _is_silence(d: _Decoded, options: DecodeOptions) -> bool:
+        return (
+            options.no_speech_threshold is not None
+            and d.no_speech_prob > options.no_speech_threshold
+            and options.log_prob_threshold is not None
+            and d.avg_logprob < options.log_prob_threshold
+        )
+
+    @staticmethod
+    def _needs_fallback(d: _Decoded, options: DecodeOptions) -> bool:
+        if WhisperEngine._is_silence(d, options):
+            return False
+        too_repetitive = (
+            options.compression_ratio_threshold is not None
+            and d.compression_ratio > options.compression_ratio_threshold
+        )
+        too_unlikely = (
+            options.log_prob_threshold is not None and d.avg_logprob < options.log_prob_threshold
+        )
+        return too_repetitive or too_unlikely
+
+    @staticmethod
+    def _better(candidate: _Decoded, current: _Decoded, options: DecodeOptions) -> bool:
+        """Prefer a result that passes the repetition check, then the more probable one."""
+        threshold = options.compression_ratio_threshold
+        if threshold is not None:
+            cand_ok = candidate.compression_ratio <= threshold
+            cur_ok = current.compression_ratio <= threshold
+            if cand_ok != cur_ok:
+                return cand_ok
+        return candidate.avg_logprob > current.avg_logprob
+
+    def _to_segments(
+        self,
+        chunks: Sequence[np.ndarray],
+        decoded: list[_Decoded],
+        encoder_output: ctranslate2.StorageView,
+        features: np.ndarray,
+        tokenizer: Tokenizer,
+        options: DecodeOptions,
+    ) -> list[list[Segment]]:
+        durations = [len(c) / SAMPLE_RATE for c in chunks]
+        raw = [
+            [] if d.silent else self._split_at_timestamps(d.tokens, duration, tokenizer)
+            for d, duration in zip(decoded, durations, strict=True)
+        ]
+
+        # Without timestamp tokens the words are what segments are cut by, so align anyway.
+        if options.word_timestamps or options.without_timestamps:
+            self._add_words(raw, durations, encoder_output, features, tokenizer)
+
+        out: list[list[Segment]] = []
+        for parts, d, duration in zip(raw, decoded, durations, strict=True):
+            segments = []
+            for part in parts:
+                text = tokenizer.decode([t for t in part["tokens"] if t < tokenizer.eot])
+                if not text.strip():
+                    continue
+                words = tuple(
+                    Word(
+                        start=_clamp(w["start"], 0.0, duration),
+                        end=_clamp(w["end"], 0.0, duration),
+                        word=w["word"],
+                        probability=float(w["probability"]),
+                    )
+                    for w in part.get("words", ())
+                )
+                start = _clamp(part["start"], 0.0, duration)
+                end = _clamp(part["end"], start, duration)
+                if words:
+                    start = min(start, words[0].start)
+                    end = max(end, words[-1].end)
+                whole = Segment(
+                    id=0,
+                    start=start,
+                    end=end,
+                    text=text,
+                    words=words,
+                    avg_logprob=float(d.avg_logprob),
+                    no_speech_prob=float(d.no_speech_prob),
+                    compression_ratio=float(d.compression_ratio),
+                    temperature=d.temperature,
+                    tokens=tuple(part["tokens"]),
+                )
+                pieces = split_segment(whole) if options.without_timestamps else [whole]
+                for piece in pieces:
+                    if not options.word_timestamps:
+                        piece = replace(piece, words=())
+                    segments.append(replace(piece, id=len(segments)))
+            out.append(segments)
+        return out
+
+    def _split_at_timestamps(
+        self, tokens: list[int], duration: float, tokenizer: Tokenizer
+    ) -> list[dict]:
+        """Cut a chunk's tokens into segments at Whisper's timestamp tokens.
+
+        faster-whisper's own splitter drops the text after the last closed timestamp pair,
+        because its sequential loop decodes that text again in the next window; a batched chunk
+        has no next window, so here the tail becomes a segment that ends with the chunk.
+        """
+        precision = self._model.time_precision
+        parts: list[dict] = []
+        start: float | None = None
+        text: list[int] = []
+        last_end = 0.0
+        for token in tokens:
+            if token >= tokenizer.timestamp_begin:
+                time = (token - tokenizer.timestamp_begin) * precision
+                if text:
+                    seg_start = last_end if start is None else start
+                    parts.append({"start": seg_start, "end": max(time, seg_start), "tokens": text})
+                    last_end, start, text = time, None, []
+                else:
+                    start = time
+            elif token < tokenizer.eot:
+                text.append(token)
+        if text:
+            seg_start = last_end if start is None else start
+            parts.append({"start": seg_start, "end": max(duration, seg_start), "tokens": text})
+        return parts
+
+    def _add_words(
+        self,
+        raw: list[list[dict]],
+        durations: list[float],
+        encoder_output: ctranslate2.StorageView,
+        features: np.ndarray,
+        tokenizer: Tokenizer,
+    ) -> None:
+        """Cross-attention alignment for the chunks that have text; in place."""
+        with_text = [i for i, parts in enumerate(raw) if parts]
+        if not with_text:
+            return
+        if len(with_text) != len(raw):
+            # Alignment runs over the whole batch, so leave out the silent chunks.
+            encoder_output = self._model.encode(features[with_text])
+        fps = self._model.frames_per_second
+        for parts in (raw[i] for i in with_text):
+            for part in parts:
+                part["seek"] = 0
+        self._model.add_word_timestamps(
+            [raw[i] for i in with_text],
+            tokenizer,
+            encoder_output,
+            [int(math.ceil(durations[i]) * fps) for i in with_text],
+            _PREPEND_PUNCTUATIONS,
+            _APPEND_PUNCTUATIONS,
+            0.0,
+        )
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return round(min(max(float(value), low), high), 3)

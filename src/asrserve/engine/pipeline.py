@@ -1,0 +1,182 @@
+"""The offline pipeline: decode -> VAD -> chunks -> shared batcher -> engine -> Transcript.
+
+The CLI, the HTTP API and the job workers all transcribe through this one code path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
+from dataclasses import dataclass, replace
+from typing import BinaryIO
+
+import numpy as np
+
+from asrserve.engine import audio as audio_io
+from asrserve.engine.batching import DynamicBatcher
+from asrserve.engine.engines.base import SAMPLE_RATE, Engine
+from asrserve.engine.errors import (
+    AudioTooLongError,
+    EmptyAudioError,
+    InvalidOptionError,
+    UnsupportedLanguageError,
+)
+from asrserve.engine.options import AudioLimits, TranscribeOptions
+from asrserve.engine.types import LanguageGuess, Segment, Transcript, TranscriptInfo, Word
+from asrserve.engine.vad import Chunk, plan_chunks, speech_spans
+
+AudioSource = str | os.PathLike[str] | bytes | BinaryIO | np.ndarray
+ProgressCallback = Callable[[float, float], None]
+"""Called with (audio seconds done, audio seconds in all) on the input's own timeline."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedInput:
+    """An input decoded, segmented and with its language settled, ready to decode."""
+
+    audio: np.ndarray
+    chunks: tuple[Chunk, ...]
+    info: TranscriptInfo
+    options: TranscribeOptions
+
+
+class Pipeline:
+    """Transcribes whole inputs with one engine through its shared batcher."""
+
+    def __init__(
+        self, engine: Engine, batcher: DynamicBatcher, *, limits: AudioLimits | None = None
+    ) -> None:
+        self.engine = engine
+        self.batcher = batcher
+        self.limits = limits or AudioLimits()
+
+    def prepare(self, source: AudioSource, options: TranscribeOptions) -> PreparedInput:
+        audio = self._load(source)
+        duration = audio.size / SAMPLE_RATE
+        chunk_opts = replace(
+            options.vad, max_chunk_s=min(options.vad.max_chunk_s, self.engine.info.max_chunk_s)
+        )
+        spans = speech_spans(audio, chunk_opts) if options.vad_filter else None
+        chunks = tuple(plan_chunks(audio, spans, chunk_opts))
+        guess = self._language(chunks, options)
+        decode = replace(options.decode, language=guess.language)
+        info = TranscriptInfo(
+            language=guess.language,
+            language_probability=guess.probability,
+            duration=duration,
+            speech_duration=sum(c.duration for c in chunks),
+            task=options.decode.task,
+            model=self.engine.info.model,
+        )
+        return PreparedInput(audio, chunks, info, replace(options, decode=decode))
+
+    def transcribe(
+        self,
+        source: AudioSource,
+        options: TranscribeOptions | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> Transcript:
+        prepared = self.prepare(source, options or TranscribeOptions())
+        segments = tuple(self.decode(prepared, progress=progress))
+        return Transcript(info=prepared.info, segments=segments)
+
+    def decode(
+        self, prepared: PreparedInput, *, progress: ProgressCallback | None = None
+    ) -> Iterator[Segment]:
+        """Yield segments in time order as soon as every earlier chunk is decoded."""
+        chunks = prepared.chunks
+        total = prepared.info.duration
+        futures = self.batcher.submit_many([c.audio for c in chunks], prepared.options.decode)
+        shares = _progress_shares(chunks, total)
+        done_seconds = 0.0
+        next_id = 0
+        try:
+            pending: set[Future[list[Segment]]] = set(futures)
+            emitted = 0
+            while emitted < len(chunks):
+                finished, pending = wait(pending, return_when="FIRST_COMPLETED")
+                for future in finished:
+                    future.result()  # re-raises a decode failure here, in the caller
+                    done_seconds += shares[futures.index(future)]
+                if progress is not None:
+                    progress(min(done_seconds, total), total)
+                while emitted < len(chunks) and futures[emitted].done():
+                    chunk = chunks[emitted]
+                    for segment in futures[emitted].result():
+                        yield _on_timeline(segment, chunk, next_id, total)
+                        next_id += 1
+                    emitted += 1
+            if progress is not None and not chunks:
+                progress(total, total)
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def _load(self, source: AudioSource) -> np.ndarray:
+        if isinstance(source, np.ndarray):
+            return _check_samples(source, self.limits)
+        return audio_io.decode(source, limits=self.limits)
+
+    def _language(self, chunks: tuple[Chunk, ...], options: TranscribeOptions) -> LanguageGuess:
+        requested = options.decode.language
+        supported = self.engine.info.languages
+        if requested:
+            if supported is not None and requested not in supported:
+                raise UnsupportedLanguageError(
+                    f"Model {self.engine.info.model} decodes {', '.join(sorted(supported))} only, "
+                    f"not {requested!r}; choose another model or language."
+                )
+            return LanguageGuess(requested, 1.0)
+        if supported is not None and len(supported) == 1:
+            return LanguageGuess(next(iter(supported)), 1.0)
+        if not chunks:
+            # Nothing was heard, so nothing can be detected; report the most common default.
+            return LanguageGuess("en", 0.0)
+        head = [c.audio for c in chunks[: max(1, options.language_detection_segments)]]
+        return self.engine.detect_language(head, options.language_detection_threshold)
+
+
+def _check_samples(samples: np.ndarray, limits: AudioLimits) -> np.ndarray:
+    """Callers that already hold samples must give 16 kHz mono float32, as decode() returns."""
+    if samples.ndim != 1 or not np.issubdtype(samples.dtype, np.floating):
+        raise InvalidOptionError(
+            "Audio samples must be a 1-D float array of 16 kHz mono; decode files with "
+            "asrserve.engine.audio.decode first."
+        )
+    if samples.size == 0:
+        raise EmptyAudioError("The audio is empty: it holds no samples.")
+    seconds = samples.size / SAMPLE_RATE
+    if limits.max_duration_s is not None and seconds > limits.max_duration_s:
+        raise AudioTooLongError(
+            f"The audio lasts {seconds:.0f} s, more than the {limits.max_duration_s:.0f} s "
+            "allowed; split it or raise the limit."
+        )
+    return samples.astype(np.float32, copy=False)
+
+
+def _progress_shares(chunks: tuple[Chunk, ...], total: float) -> list[float]:
+    """Each chunk's part of the timeline: itself plus the silence before it. The trailing
+    silence goes to the last chunk, so finishing every chunk means `total` seconds done."""
+    shares = []
+    previous_end = 0.0
+    for chunk in chunks:
+        shares.append(chunk.end - previous_end)
+        previous_end = chunk.end
+    if shares:
+        shares[-1] += max(0.0, total - previous_end)
+    return shares
+
+
+def _on_timeline(segment: Segment, chunk: Chunk, new_id: int, total: float) -> Segment:
+    def place(t: float) -> float:
+        return round(min(max(chunk.start + t, chunk.start), chunk.end, total), 3)
+
+    words = tuple(
+        Word(start=place(w.start), end=place(w.end), word=w.word, probability=w.probability)
+        for w in segment.words
+    )
+    return replace(
+        segment, id=new_id, start=place(segment.start), end=place(segment.end), words=words
+    )

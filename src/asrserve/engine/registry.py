@@ -1,0 +1,167 @@
+"""Models load once per process and are shared: the registry hands out ref-counted handles.
+
+The entry point creates one registry and passes it down; there are no module-level models.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asrserve.engine.batching import BatchStats, DynamicBatcher
+from asrserve.engine.engines.base import Engine
+from asrserve.engine.models import POCKETSPHINX, VOSK, WHISPER, ResolvedModel, resolve
+from asrserve.engine.options import AudioLimits, BatchingOptions
+from asrserve.engine.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    device: str = "auto"
+    """`auto` (CUDA when CTranslate2 sees a GPU), `cpu` or `cuda`."""
+    compute_type: str = "default"
+    """CTranslate2 compute type; `default` is int8 on CPU and float16 on CUDA."""
+    cpu_threads: int = 0
+    """Threads per model on CPU; 0 lets CTranslate2 use every core."""
+
+
+@dataclass(slots=True)
+class LoadedModel:
+    resolved: ResolvedModel
+    engine: Engine
+    batcher: DynamicBatcher
+    pipeline: Pipeline
+    load_seconds: float
+    refs: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+
+    @property
+    def name(self) -> str:
+        return self.resolved.name
+
+
+def load_engine(resolved: ResolvedModel, settings: EngineSettings) -> Engine:
+    # Imported here so that a process serving one engine never loads the others' libraries.
+    if resolved.engine == WHISPER:
+        from asrserve.engine.engines.whisper import WhisperEngine
+
+        return WhisperEngine(
+            resolved.path,
+            name=resolved.name,
+            device=settings.device,
+            compute_type=settings.compute_type,
+            cpu_threads=settings.cpu_threads,
+        )
+    if resolved.engine == POCKETSPHINX:
+        from asrserve.engine.engines.pocketsphinx import PocketSphinxEngine
+
+        return PocketSphinxEngine(resolved.path, name=resolved.name)
+    if resolved.engine == VOSK:
+        from asrserve.engine.engines.vosk import VoskEngine
+
+        language = resolved.languages[0] if resolved.languages else "und"
+        return VoskEngine(resolved.path, name=resolved.name, language=language)
+    raise ValueError(f"unknown engine {resolved.engine!r}")
+
+
+class ModelRegistry:
+    def __init__(
+        self,
+        *,
+        cache_dir: Path | None = None,
+        engine_settings: EngineSettings | None = None,
+        batching: BatchingOptions | None = None,
+        limits: AudioLimits | None = None,
+        on_batch: Callable[[str, BatchStats], None] | None = None,
+        on_load: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.cache_dir = cache_dir
+        self.engine_settings = engine_settings or EngineSettings()
+        self.batching = batching or BatchingOptions()
+        self.limits = limits or AudioLimits()
+        self._on_batch = on_batch
+        self._on_load = on_load
+        self._models: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def acquire(self, name: str) -> LoadedModel:
+        """Load the model on first use (one loader per name) and take a reference to it."""
+        with self._lock:
+            model = self._models.get(name)
+            if model is not None:
+                model.refs += 1
+                model.last_used = time.monotonic()
+                return model
+            name_lock = self._loading.setdefault(name, threading.Lock())
+        with name_lock:
+            with self._lock:
+                model = self._models.get(name)
+            if model is None:
+                model = self._load(name)
+                with self._lock:
+                    self._models[name] = model
+        with self._lock:
+            model.refs += 1
+            model.last_used = time.monotonic()
+        return model
+
+    def release(self, model: LoadedModel) -> None:
+        with self._lock:
+            model.refs = max(0, model.refs - 1)
+            model.last_used = time.monotonic()
+
+    @contextmanager
+    def use(self, name: str) -> Iterator[LoadedModel]:
+        model = self.acquire(name)
+        try:
+            yield model
+        finally:
+            self.release(model)
+
+    def loaded(self) -> list[LoadedModel]:
+        with self._lock:
+            return list(self._models.values())
+
+    def unload_idle(self, ttl_s: float) -> list[str]:
+        """Unload models nobody holds that were last used more than `ttl_s` ago."""
+        now = time.monotonic()
+        with self._lock:
+            idle = [m for m in self._models.values() if m.refs == 0 and now - m.last_used > ttl_s]
+            for m in idle:
+                del self._models[m.name]
+        for m in idle:
+            m.batcher.close()
+            log.info("unloaded idle model", extra={"model": m.name})
+        return [m.name for m in idle]
+
+    def close(self) -> None:
+        with self._lock:
+            models = list(self._models.values())
+            self._models.clear()
+        for m in models:
+            m.batcher.close()
+
+    def _load(self, name: str) -> LoadedModel:
+        started = time.monotonic()
+        resolved = resolve(name, self.cache_dir)
+        engine = load_engine(resolved, self.engine_settings)
+        on_batch = self._on_batch
+        batcher = DynamicBatcher(
+            engine,
+            self.batching,
+            on_batch=(lambda stats: on_batch(resolved.name, stats)) if on_batch else None,
+        )
+        pipeline = Pipeline(engine, batcher, limits=self.limits)
+        seconds = time.monotonic() - started
+        log.info("loaded model", extra={"model": resolved.name, "seconds": round(seconds, 3)})
+        if self._on_load is not None:
+            self._on_load(resolved.name, seconds)
+        return LoadedModel(resolved, engine, batcher, pipeline, seconds)

@@ -1,0 +1,49 @@
+"""Cut a long decoded stretch into subtitle-sized segments using its word timings.
+
+Whisper decodes a chunk most reliably without timestamp tokens (measured: 5.6 % WER on the long
+development files against 16 % with them, because with them a batched 30 s window often stops
+early), which yields one segment per chunk. Sentence ends, pauses and a length cap give the
+segments back, with times taken from the aligned words.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+from asrserve.engine.types import Segment, Word
+
+_SENTENCE_END = (".", "?", "!", "。", "？", "！", "…")
+
+
+def split_segment(
+    segment: Segment, *, max_duration_s: float = 15.0, pause_s: float = 1.0
+) -> list[Segment]:
+    """Split after sentence-ending words, at pauses of `pause_s` or more between words, and
+    before a segment would outgrow `max_duration_s`. A segment without words stays whole."""
+    words = segment.words
+    if len(words) < 2:
+        return [segment]
+    groups: list[list[Word]] = [[words[0]]]
+    for previous, word in itertools.pairwise(words):
+        current = groups[-1]
+        sentence_ended = previous.word.rstrip().endswith(_SENTENCE_END)
+        paused = word.start - previous.end >= pause_s
+        too_long = word.end - current[0].start > max_duration_s
+        if sentence_ended or paused or too_long:
+            groups.append([word])
+        else:
+            current.append(word)
+    if len(groups) == 1:
+        return [segment]
+    return [
+        replace(
+            segment,
+            start=group[0].start,
+            end=max(group[-1].end, group[0].start),
+            text="".join(w.word for w in group),
+            words=tuple(group),
+            tokens=(),
+        )
+        for group in groups
+    ]

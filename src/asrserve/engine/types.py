@@ -1,0 +1,91 @@
+"""Result types shared by every engine, the pipeline, the renderers and the servers.
+
+All times are seconds on the timeline of the original input audio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One recognised word with its time span and the model's confidence in it."""
+
+    start: float
+    end: float
+    word: str
+    """The word as the model wrote it, with its leading space and attached punctuation."""
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A stretch of speech decoded as one unit (a subtitle line, roughly)."""
+
+    id: int
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 0.0
+    temperature: float = 0.0
+    tokens: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechSpan:
+    """A region the VAD judged to be speech, in seconds."""
+
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageGuess:
+    language: str
+    probability: float
+    all_probabilities: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptInfo:
+    """What is known about an input before its segments are decoded."""
+
+    language: str
+    language_probability: float
+    duration: float
+    speech_duration: float
+    """Seconds of audio the VAD kept (equal to `duration` when VAD is off)."""
+    task: str = "transcribe"
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """A whole decoded input: segments in time order plus what was detected about it."""
+
+    info: TranscriptInfo
+    segments: tuple[Segment, ...] = field(default_factory=tuple)
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+    @property
+    def language(self) -> str:
+        return self.info.language
+
+    @property
+    def duration(self) -> float:
+        return self.info.duration
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        return tuple(w for s in self.segments for w in s.words)

