@@ -46,8 +46,9 @@ def list_models(
     settings = load_settings()
     cache_dir = settings.model_dir or default_cache_dir()
     table = Table(title=f"Models (cache: {cache_dir})")
-    for column in ("name", "engine", "languages", "size", "status", "description"):
-        table.add_column(column)
+    for column in ("name", "engine", "languages", "size", "status"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("description")
     for entry in CATALOGUE.values():
         size = _size(entry, cache_dir)
         default = " (default)" if entry.name == settings.model else ""

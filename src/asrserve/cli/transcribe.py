@@ -194,7 +194,7 @@ def transcribe(
                 loaded.pipeline, files, wanted, options, out_dir, to_stdout, jobs, console
             )
     except AsrError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from exc
     finally:
         registry.close()

@@ -204,17 +204,17 @@ def _decode_file_object(fileobj: BinaryIO, limits: AudioLimits, sample_rate: int
 
 def _check_size(size: int, max_bytes: int | None) -> None:
     if size == 0:
-        raise EmptyAudioError("The upload is empty (0 bytes); send a file that contains audio.")
+        raise EmptyAudioError("The input is empty (0 bytes); send a file that contains audio.")
     if max_bytes is not None and size > max_bytes:
         raise AudioTooLargeError(
-            f"The upload is {size:,} bytes, over the {max_bytes:,}-byte limit; send a shorter "
+            f"The input is {size:,} bytes, over the {max_bytes:,}-byte limit; send a shorter "
             "recording or a compressed format such as mp3, m4a or opus."
         )
 
 
 def _too_large(max_bytes: int) -> AudioTooLargeError:
     return AudioTooLargeError(
-        f"The upload is larger than the {max_bytes:,}-byte limit; send a shorter recording "
+        f"The input is larger than the {max_bytes:,}-byte limit; send a shorter recording "
         "or a compressed format such as mp3, m4a or opus."
     )
 
@@ -256,7 +256,7 @@ class _BoundedReader:
         reader._pending = reader._read_capped(_PEEK_BYTES)
         reader.raise_if_failed()
         if not reader._pending:
-            raise EmptyAudioError("The upload is empty (0 bytes); send a file that contains audio.")
+            raise EmptyAudioError("The input is empty (0 bytes); send a file that contains audio.")
         return reader
 
     def readable(self) -> bool:
@@ -326,7 +326,7 @@ def _seek_start(raw: BinaryIO) -> int | None:
 
 def _unreadable(exc: OSError) -> AudioDecodeError:
     return AudioDecodeError(
-        f"The upload could not be read ({exc.strerror or exc}); send the file again."
+        f"The input could not be read ({exc.strerror or exc}); send the file again."
     )
 
 
@@ -341,14 +341,14 @@ def _decode_input(
         container = av.open(target, mode="r", metadata_errors="replace")
     except av.error.FFmpegError as exc:
         raise AudioDecodeError(
-            f"The upload is not audio that FFmpeg can decode ({_reason(exc)}); {_ACCEPTED}."
+            f"The input is not audio that FFmpeg can decode ({_reason(exc)}); {_ACCEPTED}."
         ) from exc
     with container:
         stream = _audio_stream(container)
         audio = _concat(_decoded_samples(container, stream, sample_rate, max_duration_s))
     if audio.size == 0:
         raise EmptyAudioError(
-            "The upload has an audio stream but no audio samples; send a recording that "
+            "The input has an audio stream but no audio samples; send a recording that "
             "contains sound."
         )
     # Float PCM inputs may hold NaN, inf or overs; the model must only ever see [-1, 1].
@@ -360,11 +360,11 @@ def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.Aud
     stream = container.streams.best("audio")
     if stream is None:
         raise AudioDecodeError(
-            f"The upload is not audio that FFmpeg can decode (no audio stream found); {_ACCEPTED}."
+            f"The input is not audio that FFmpeg can decode (no audio stream found); {_ACCEPTED}."
         )
     if stream.codec_context is None:
         raise AudioDecodeError(
-            f"The upload's audio codec ({stream.codec.name}) has no decoder here; {_ACCEPTED}."
+            f"The input's audio codec ({stream.codec.name}) has no decoder here; {_ACCEPTED}."
         )
     return stream
 

@@ -1,0 +1,3 @@
+from asrserve.cli.main import app
+
+app(prog_name="asrserve")
