@@ -246,3 +246,37 @@ def test_english_only_model_refuses_other_languages(registry, jfk: Clip) -> None
         result = tiny.pipeline.transcribe(jfk.audio)
         assert result.language == "en"
         assert word_errors([jfk.text], [result.text]).rate < 0.1
+
+
+def test_temperature_fallback_redecodes_chunks_that_fail_the_checks(
+    whisper_base: LoadedModel, jfk: Clip, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = whisper_base.engine
+    tried: list[float] = []
+    real_generate = engine._generate
+
+    def spy(*args: object, **kwargs: object) -> object:
+        tried.append(args[3])  # the temperature of this real decode
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_generate", spy)
+    # An impossible log-probability threshold marks every decode as failed, so each chunk goes
+    # through every temperature and the most probable candidate is kept.
+    options = TranscribeOptions(
+        decode=DecodeOptions(
+            language="en",
+            temperatures=(0.0, 0.5, 1.0),
+            log_prob_threshold=0.0,
+            no_speech_threshold=None,
+        )
+    )
+    result = whisper_base.pipeline.transcribe(jfk.audio, options)
+    assert result.segments
+    assert {s.temperature for s in result.segments} <= {0.0, 0.5, 1.0}
+    assert word_errors([jfk.text], [result.text]).rate < 0.3
+    assert tried == [0.0, 0.5, 1.0]
+    tried.clear()
+    strict_once = TranscribeOptions(decode=DecodeOptions(language="en", temperatures=(0.0,)))
+    assert {
+        s.temperature for s in whisper_base.pipeline.transcribe(jfk.audio, strict_once).segments
+    } == {0.0}
