@@ -280,3 +280,15 @@ def test_temperature_fallback_redecodes_chunks_that_fail_the_checks(
     assert {
         s.temperature for s in whisper_base.pipeline.transcribe(jfk.audio, strict_once).segments
     } == {0.0}
+
+
+@pytest.mark.parametrize("model_name", ["pocketsphinx-en", "vosk-ko"])
+def test_other_engines_run_through_the_same_pipeline(registry, jfk: Clip, model_name: str) -> None:
+    with registry.use(model_name) as loaded:
+        result = loaded.pipeline.transcribe(jfk.audio)
+    assert result.info.model == model_name
+    assert result.language == ("en" if model_name == "pocketsphinx-en" else "ko")
+    assert result.segments
+    assert_timeline(result)
+    if model_name == "pocketsphinx-en":
+        assert word_errors([jfk.text], [result.text]).rate < 0.6
