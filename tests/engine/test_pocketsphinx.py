@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import wave
 from pathlib import Path
 
 import numpy as np
 import pocketsphinx
 import pytest
 
+from asrserve.engine.audio import decode
 from asrserve.engine.engines.base import SAMPLE_RATE, Engine
 from asrserve.engine.engines.pocketsphinx import PocketSphinxEngine
 from asrserve.engine.errors import ModelNotFoundError, UnsupportedLanguageError
@@ -32,10 +32,7 @@ OPTIONS = DecodeOptions(language="en")
 
 
 def load_pcm(clip: Clip) -> np.ndarray:
-    with wave.open(str(clip.audio)) as wav:
-        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, SAMPLE_RATE)
-        frames = wav.readframes(wav.getnframes())
-    return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+    return decode(clip.audio)
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ real alignments, which must be well formed, inside the audio and in order.
 from __future__ import annotations
 
 import importlib.util
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from asrserve.engine.audio import decode
 from asrserve.engine.engines.base import SAMPLE_RATE, Engine
 from asrserve.engine.engines.vosk import VoskEngine
 from asrserve.engine.errors import (
@@ -35,10 +35,7 @@ def korean_model_dir() -> Path:
 
 
 def load_pcm(clip: Clip) -> np.ndarray:
-    with wave.open(str(clip.audio)) as wav:
-        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, SAMPLE_RATE)
-        frames = wav.readframes(wav.getnframes())
-    return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+    return decode(clip.audio)
 
 
 @pytest.fixture(scope="module")

@@ -120,9 +120,13 @@ def pcm16_to_float32(data: bytes | bytearray | memoryview) -> np.ndarray:
 def float32_to_pcm16(audio: np.ndarray) -> bytes:
     """Convert float samples in [-1, 1] to 16-bit signed little-endian PCM, clipping overs.
 
-    Uses the same scale as `pcm16_to_float32`, so PCM -> float -> PCM is exact.
+    Uses the same scale as `pcm16_to_float32`, so PCM -> float -> PCM is exact: the PCM engines
+    are sensitive enough that one-LSB differences change some transcripts.
     """
-    scaled = np.rint(np.asarray(audio, dtype=np.float64) * _PCM16_SCALE)
+    samples = np.asarray(audio, dtype=np.float64)
+    if samples.ndim != 1:
+        raise ValueError(f"expected 1-D mono audio, got an array of shape {samples.shape}")
+    scaled = np.rint(np.nan_to_num(samples) * _PCM16_SCALE)
     return np.clip(scaled, -32768, 32767).astype("<i2").tobytes()
 
 

@@ -31,6 +31,7 @@ from types import TracebackType
 import numpy as np
 from pocketsphinx import Config, Decoder
 
+from asrserve.engine.audio import float32_to_pcm16
 from asrserve.engine.engines.base import SAMPLE_RATE, EngineInfo
 from asrserve.engine.errors import ModelError, ModelNotFoundError, UnsupportedLanguageError
 from asrserve.engine.options import DecodeOptions
@@ -58,17 +59,6 @@ _MIN_SAMPLES = SAMPLE_RATE // 10
 
 # Pronunciation variants come back as "word(2)"; the variant number is no part of the word.
 _VARIANT = re.compile(r"\(\d+\)$")
-
-
-def _to_pcm16(audio: np.ndarray) -> bytes:
-    """16 kHz mono float32 in [-1, 1] -> little-endian 16-bit PCM, the input the C API takes."""
-    samples = np.asarray(audio, dtype=np.float32)
-    if samples.ndim != 1:
-        raise ValueError(f"expected 1-D mono audio, got an array of shape {samples.shape}")
-    # Scaling by 32768 and rounding makes audio that came from 16-bit PCM round-trip exactly; the
-    # decoders are sensitive enough that one-LSB differences change some transcripts.
-    scaled = np.rint(np.nan_to_num(samples) * 32768.0)
-    return np.clip(scaled, -32768.0, 32767.0).astype("<i2").tobytes()
 
 
 def _is_digital_silence(pcm: bytes) -> bool:
@@ -174,7 +164,7 @@ class PocketSphinxEngine:
     ) -> list[list[Segment]]:
         """Decode each chunk as one utterance; times are relative to the chunk's start."""
         _check_options(options, self._name)
-        return [self._decode_pcm(_to_pcm16(chunk)) for chunk in chunks]
+        return [self._decode_pcm(float32_to_pcm16(chunk)) for chunk in chunks]
 
     def open_stream(self, *, final_pass: bool = True) -> PocketSphinxStream:
         """Start incremental decoding of one live audio stream.
@@ -251,7 +241,7 @@ class PocketSphinxStream:
     def accept(self, audio: np.ndarray) -> str:
         """Decode more audio (16 kHz mono float32); returns the utterance's current hypothesis."""
         decoder = self._require_open()
-        pcm = _to_pcm16(audio)
+        pcm = float32_to_pcm16(audio)
         if not self._in_utterance:
             decoder.start_utt()
             self._in_utterance = True

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import vosk
 
+from asrserve.engine.audio import float32_to_pcm16
 from asrserve.engine.engines.base import SAMPLE_RATE, EngineInfo
 from asrserve.engine.errors import (
     InvalidOptionError,
@@ -47,17 +48,6 @@ _NON_WORDS = frozenset({"[unk]", "<unk>", "<UNK>"})
 
 # Word confidences can be exactly 0; the floor keeps `avg_logprob` finite.
 _MIN_PROBABILITY = 1e-10
-
-
-def _to_pcm16(audio: np.ndarray) -> bytes:
-    """16 kHz mono float32 in [-1, 1] -> little-endian 16-bit PCM, the only input Vosk takes."""
-    samples = np.asarray(audio, dtype=np.float32)
-    if samples.ndim != 1:
-        raise ValueError(f"expected 1-D mono audio, got an array of shape {samples.shape}")
-    # Scaling by 32768 and rounding makes audio that came from 16-bit PCM round-trip exactly; the
-    # decoders are sensitive enough that one-LSB differences change some transcripts.
-    scaled = np.rint(np.nan_to_num(samples) * 32768.0)
-    return np.clip(scaled, -32768.0, 32767.0).astype("<i2").tobytes()
 
 
 class VoskEngine:
@@ -116,7 +106,7 @@ class VoskEngine:
         self._check_options(options)
         results = []
         for chunk in chunks:
-            pcm = _to_pcm16(chunk)
+            pcm = float32_to_pcm16(chunk)
             collector = _Utterances(self._recognizer())
             for offset in range(0, len(pcm), _BLOCK_BYTES):
                 collector.feed(pcm[offset : offset + _BLOCK_BYTES])
@@ -175,7 +165,7 @@ class VoskStream:
         """Decode more audio (16 kHz mono float32); returns all text since the previous `finish`:
         the utterances Kaldi has closed plus its partial hypothesis of the current one."""
         collector = self._require_open()
-        pcm = _to_pcm16(audio)
+        pcm = float32_to_pcm16(audio)
         for offset in range(0, len(pcm), _BLOCK_BYTES):
             collector.feed(pcm[offset : offset + _BLOCK_BYTES])
         return collector.text_so_far()
