@@ -7,6 +7,7 @@ engine's plain option dataclasses.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,9 @@ from asrserve.engine.options import AudioLimits, BatchingOptions
 from asrserve.engine.registry import EngineSettings
 
 CONFIG_ENV = "ASRSERVE_CONFIG"
+# The file given with --config, for the duration of one load_settings call: pydantic-settings
+# asks for its sources through a classmethod, and the process environment must not be changed.
+_config_file: ContextVar[Path | None] = ContextVar("asrserve_config_file", default=None)
 
 
 class Settings(BaseSettings):
@@ -54,7 +58,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get(CONFIG_ENV)
+        config_file = _config_file.get() or os.environ.get(CONFIG_ENV)
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
@@ -78,8 +82,10 @@ class Settings(BaseSettings):
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
     """Build settings; flags given on the command line (not None) override everything."""
-    if config_file is not None:
-        if not config_file.is_file():
-            raise FileNotFoundError(f"Config file {config_file} does not exist.")
-        os.environ[CONFIG_ENV] = str(config_file)
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"Config file {config_file} does not exist.")
+    token = _config_file.set(config_file)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    finally:
+        _config_file.reset(token)
