@@ -235,7 +235,8 @@ def _run(
         console=console,
         transient=False,
     )
-    overall = progress.add_task(f"all {len(files)} files", total=None)
+    noun = "file" if len(files) == 1 else "files"
+    overall = progress.add_task(f"all {len(files)} {noun}", total=None)
     overall_lock = threading.Lock()
     done_by_file: dict[Path, float] = {}
     known_total = [0.0]
