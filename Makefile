@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_SET_CACHE ?= $(HOME)/.cache/asr-dev-set
 export DEV_SET_CACHE
 
-.PHONY: run test install models test-data lint format bench clean
+.PHONY: run serve test install models test-data lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "asrserve needs Python 3.11")'
@@ -22,6 +22,10 @@ models: $(STAMP)
 # Until the HTTP server exists: transcribe a bundled real-speech sample and print it.
 run: models
 	$(BIN)/asrserve transcribe samples/jfk.wav --format text,srt --output-dir -
+
+# The HTTP service on the default model (becomes `make run` once the HTTP issue is complete).
+serve: models
+	$(BIN)/asrserve serve
 
 test-data: $(STAMP)
 	$(BIN)/python scripts/fetch_dev_set.py $(DEV_SET_CACHE)

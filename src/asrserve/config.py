@@ -9,16 +9,18 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
+from asrserve.api.options import ServerOptions
 from asrserve.engine.models import DEFAULT_MODEL
 from asrserve.engine.options import AudioLimits, BatchingOptions
 from asrserve.engine.registry import EngineSettings
@@ -45,8 +47,45 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(10.0, ge=0, description="Wait for a batch to fill.")
     max_audio_seconds: float | None = Field(4 * 3600.0, gt=0)
     max_upload_mb: float | None = Field(1024.0, gt=0)
-    log_level: str = "warning"
+    log_level: str = Field("info", description="debug, info, warning, error.")
     log_format: Literal["json", "text"] = "json"
+
+    # The HTTP service
+    host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 in containers).")
+    port: int = Field(8000, ge=1, le=65535)
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma list of accepted Bearer keys; empty turns authentication off.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma list of origins allowed by CORS ('*' for any)."
+    )
+    models_served: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Models clients may ask for (default: the default model and the catalogue).",
+    )
+    max_concurrent_requests: int = Field(4, ge=1, description="Requests decoding at once.")
+    max_waiting_requests: int = Field(
+        16, ge=0, description="Requests queued beyond that; more get 429."
+    )
+    request_timeout_s: float = Field(600.0, gt=0, description="A synchronous request's deadline.")
+    data_dir: Path = Field(
+        Path.home() / ".local" / "share" / "asrserve",
+        description="Durable state: the job database and uploaded files.",
+    )
+    job_workers: int = Field(1, ge=1, description="Jobs decoded at once.")
+    job_retention_hours: float = Field(168.0, gt=0, description="How long job results are kept.")
+    webhook_max_attempts: int = Field(5, ge=1)
+    shutdown_grace_s: float = Field(
+        30.0, ge=0, description="Deadline for in-flight work on SIGTERM."
+    )
+
+    @field_validator("api_keys", "cors_origins", "models_served", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -73,6 +112,27 @@ class Settings(BaseSettings):
             max_batch_seconds=self.batch_seconds,
             max_batch_size=self.batch_size,
             max_wait_ms=self.batch_wait_ms,
+        )
+
+    def server_options(self) -> ServerOptions:
+        return ServerOptions(
+            default_model=self.model,
+            model_dir=self.model_dir,
+            engine=self.engine_settings(),
+            batching=self.batching(),
+            limits=self.limits(),
+            models_served=tuple(self.models_served),
+            api_keys=tuple(k.get_secret_value() for k in self.api_keys),
+            cors_origins=tuple(self.cors_origins),
+            max_upload_bytes=self.limits().max_bytes,
+            max_concurrent_requests=self.max_concurrent_requests,
+            max_waiting_requests=self.max_waiting_requests,
+            request_timeout_s=self.request_timeout_s,
+            data_dir=self.data_dir,
+            job_workers=self.job_workers,
+            job_retention_s=self.job_retention_hours * 3600,
+            webhook_max_attempts=self.webhook_max_attempts,
+            shutdown_grace_s=self.shutdown_grace_s,
         )
 
     def limits(self) -> AudioLimits:

@@ -6,6 +6,7 @@ import typer
 
 from asrserve import __version__
 from asrserve.cli import models as models_cmd
+from asrserve.cli import serve as serve_cmd
 from asrserve.cli import transcribe as transcribe_cmd
 
 app = typer.Typer(
@@ -16,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("transcribe", no_args_is_help=True)(transcribe_cmd.transcribe)
+app.command("serve")(serve_cmd.serve)
 app.add_typer(models_cmd.app, name="models")
 
 

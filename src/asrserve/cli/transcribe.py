@@ -173,7 +173,9 @@ def transcribe(
 ) -> None:
     """Transcribe files; write one output per input per format."""
     settings = load_settings(config, model=model, device=device, compute_type=compute_type)
-    configure_logging(settings.log_level, settings.log_format)
+    # A progress display and info logs on one terminal fight; info only when asked for.
+    level = settings.log_level if "log_level" in settings.model_fields_set else "warning"
+    configure_logging(level, settings.log_format)
     try:
         wanted = [parse_format(f) for f in formats.split(",") if f.strip()]
     except AsrError as exc:

@@ -83,25 +83,51 @@ class Pipeline:
         return Transcript(info=prepared.info, segments=segments)
 
     def decode(
-        self, prepared: PreparedInput, *, progress: ProgressCallback | None = None
+        self,
+        prepared: PreparedInput,
+        *,
+        progress: ProgressCallback | None = None,
+        progressive: bool = False,
     ) -> Iterator[Segment]:
-        """Yield segments in time order as soon as every earlier chunk is decoded."""
+        """Yield segments in time order as soon as every earlier chunk is decoded.
+
+        With `progressive`, the first chunk is decoded on its own before the others are queued,
+        so a listener gets its first segment after one chunk's work instead of after the whole
+        first batch (at the cost of one more, smaller batch).
+        """
         chunks = prepared.chunks
         total = prepared.info.duration
-        futures = self.batcher.submit_many([c.audio for c in chunks], prepared.options.decode)
+        options = prepared.options.decode
+        audio = [c.audio for c in chunks]
+        futures: list[Future[list[Segment]]] = []
+        if progressive and len(chunks) > 1:
+            futures.append(self.batcher.submit(audio[0], options))
+            rest = audio[1:]
+        else:
+            rest = audio
         shares = _progress_shares(chunks, total)
         done_seconds = 0.0
         next_id = 0
+        emitted = 0
         try:
+            if len(futures) == 1:
+                wait(futures)
+            futures.extend(self.batcher.submit_many(rest, options))
+            index = {id(f): i for i, f in enumerate(futures)}
             pending: set[Future[list[Segment]]] = set(futures)
-            emitted = 0
+            reported = False
             while emitted < len(chunks):
-                finished, pending = wait(pending, return_when="FIRST_COMPLETED")
+                finished, pending = (
+                    (set(), pending)
+                    if not pending
+                    else wait(pending, return_when="FIRST_COMPLETED")
+                )
                 for future in finished:
                     future.result()  # re-raises a decode failure here, in the caller
-                    done_seconds += shares[futures.index(future)]
-                if progress is not None:
+                    done_seconds += shares[index[id(future)]]
+                if progress is not None and (finished or not reported):
                     progress(min(done_seconds, total), total)
+                    reported = True
                 while emitted < len(chunks) and futures[emitted].done():
                     chunk = chunks[emitted]
                     for segment in futures[emitted].result():

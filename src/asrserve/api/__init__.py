@@ -1,0 +1,1 @@
+"""The HTTP service: OpenAI-compatible API, jobs, legacy endpoints, health and metrics."""

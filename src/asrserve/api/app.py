@@ -1,0 +1,89 @@
+"""`create_app(options)`: the FastAPI application, its services built in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from asrserve import __version__
+from asrserve.api import errors
+from asrserve.api.admission import Admission
+from asrserve.api.auth import ApiKeys
+from asrserve.api.deps import Services, require_api_key
+from asrserve.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from asrserve.api.options import ServerOptions
+from asrserve.api.routes import health, legacy, models, transcriptions
+from asrserve.api.service import TranscriptionService
+from asrserve.engine.registry import ModelRegistry
+from asrserve.observability.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def build_services(options: ServerOptions, metrics: Metrics) -> Services:
+    registry = ModelRegistry(
+        cache_dir=options.model_dir,
+        engine_settings=options.engine,
+        batching=options.batching,
+        limits=options.limits,
+        on_batch=lambda model, stats: metrics.track_batch(model, stats.items),
+        on_load=metrics.track_model_load,
+    )
+    admission = Admission(options.max_concurrent_requests, options.max_waiting_requests)
+    metrics.watch(queue_depth=lambda: {m.name: m.batcher.pending for m in registry.loaded()})
+    return Services(
+        options=options,
+        registry=registry,
+        metrics=metrics,
+        admission=admission,
+        transcription=TranscriptionService(registry, options, metrics, admission),
+        api_keys=ApiKeys(list(options.api_keys)),
+    )
+
+
+def create_app(options: ServerOptions | None = None) -> FastAPI:
+    options = options or ServerOptions()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = build_services(options, metrics)
+        app.state.services = services
+        if options.preload:
+            # Loaded before the server reports ready, so no request pays for it.
+            await anyio.to_thread.run_sync(
+                lambda: services.registry.release(services.registry.acquire(options.default_model))
+            )
+        log.info("service ready", extra={"model": options.default_model, "version": __version__})
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(services.registry.close)
+            log.info("service stopped")
+
+    app = FastAPI(
+        title="asrserve",
+        version=__version__,
+        summary="Speech recognition: OpenAI-compatible transcription, jobs, FunASR compatibility.",
+        lifespan=lifespan,
+        dependencies=[Depends(require_api_key)],
+    )
+    errors.install(app)
+    for router in (transcriptions.router, models.router, legacy.router, health.router):
+        app.include_router(router)
+    if options.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(options.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=options.max_upload_bytes, metrics=metrics)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app

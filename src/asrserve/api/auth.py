@@ -1,0 +1,44 @@
+"""Optional Bearer API keys, compared in constant time."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from asrserve.api.errors import ApiError
+
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
+
+
+class ApiKeys:
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = [k.encode() for k in keys if k]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def accepts(self, presented: str) -> bool:
+        candidate = presented.encode()
+        # Compare with every key, always, so timing does not tell how many keys matched.
+        matches = [hmac.compare_digest(candidate, key) for key in self._keys]
+        return any(matches)
+
+    def check(self, request: Request) -> None:
+        if not self.enabled or request.url.path in OPEN_PATHS:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(
+                401,
+                "This server needs an API key: send 'Authorization: Bearer <key>'.",
+                code="missing_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not self.accepts(token.strip()):
+            raise ApiError(
+                401, "The API key is not valid.", code="invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )  # fmt: skip

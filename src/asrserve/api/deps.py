@@ -1,0 +1,43 @@
+"""Dependencies as Annotated aliases: routes name what they need, the app state provides it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from asrserve.api.admission import Admission
+from asrserve.api.auth import ApiKeys
+from asrserve.api.forms import TranscriptionRequest, transcription_form, translation_form
+from asrserve.api.options import ServerOptions
+from asrserve.api.service import TranscriptionService
+from asrserve.engine.registry import ModelRegistry
+from asrserve.observability.metrics import Metrics
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything the routes share, built once in the app's lifespan."""
+
+    options: ServerOptions
+    registry: ModelRegistry
+    metrics: Metrics
+    admission: Admission
+    transcription: TranscriptionService
+    api_keys: ApiKeys
+    jobs: object | None = None
+    """The job service (asrserve.api.jobs_service.JobService) when jobs are enabled."""
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def require_api_key(request: Request) -> None:
+    get_services(request).api_keys.check(request)
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+TranscriptionForm = Annotated[TranscriptionRequest, Depends(transcription_form)]
+TranslationForm = Annotated[TranscriptionRequest, Depends(translation_form)]

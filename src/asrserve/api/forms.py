@@ -1,0 +1,193 @@
+"""Multipart form fields of the OpenAI audio API (and our additions) -> engine options.
+
+The transcription, translation and job routes read the same fields through these
+dependencies, so an option means the same thing on every route.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Annotated, Any
+
+from fastapi import File, Form, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from asrserve.api.errors import ApiError
+from asrserve.engine.errors import AsrError
+from asrserve.engine.formats import ResponseFormat, media_type, parse_format, render, to_dict
+from asrserve.engine.options import (
+    DEFAULT_TEMPERATURES,
+    DecodeOptions,
+    TranscribeOptions,
+    parse_hotwords,
+)
+from asrserve.engine.types import Transcript
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptionRequest:
+    file: UploadFile
+    model: str | None
+    options: TranscribeOptions
+    response_format: ResponseFormat
+    include_words: bool
+    include_segments: bool
+    stream: bool
+
+    def as_record(self) -> dict[str, Any]:
+        """The request's options as plain JSON (stored with a job, replayed by the worker)."""
+        decode = self.options.decode
+        return {
+            "language": decode.language,
+            "task": decode.task,
+            "prompt": decode.initial_prompt,
+            "hotwords": list(decode.hotwords),
+            "temperatures": list(decode.temperatures),
+            "beam_size": decode.beam_size,
+            "vad_filter": self.options.vad_filter,
+            "response_format": self.response_format.value,
+            "include_words": self.include_words,
+            "include_segments": self.include_segments,
+        }
+
+
+def options_from_record(record: dict[str, Any]) -> TranscribeOptions:
+    """The inverse of `TranscriptionRequest.as_record` for what decoding needs."""
+    decode = DecodeOptions(
+        language=record.get("language"),
+        task=record.get("task", "transcribe"),
+        initial_prompt=record.get("prompt"),
+        hotwords=tuple(record.get("hotwords", ())),
+        temperatures=tuple(record.get("temperatures", DEFAULT_TEMPERATURES)),
+        beam_size=int(record.get("beam_size", 5)),
+    )
+    return TranscribeOptions(decode=decode, vad_filter=bool(record.get("vad_filter", True)))
+
+
+def _bad(message: str, param: str) -> ApiError:
+    return ApiError(400, message, code="invalid_request", param=param)
+
+
+def build_request(
+    *,
+    file: UploadFile,
+    model: str | None,
+    language: str | None,
+    prompt: str | None,
+    response_format: str,
+    temperature: float | None,
+    granularities: list[str],
+    hotwords: str | None,
+    beam_size: int | None,
+    vad_filter: bool | None,
+    stream: bool,
+    task: str,
+) -> TranscriptionRequest:
+    try:
+        fmt = parse_format(response_format or "json")
+        words = parse_hotwords(hotwords)
+    except AsrError as exc:
+        raise _bad(str(exc), "response_format" if "format" in str(exc) else "hotwords") from exc
+    unknown = set(granularities) - {"word", "segment"}
+    if unknown:
+        raise _bad(
+            f"timestamp_granularities takes word and segment, not {sorted(unknown)}.",
+            "timestamp_granularities[]",
+        )
+    if temperature is not None and not 0.0 <= temperature <= 1.0:
+        raise _bad("temperature must be between 0 and 1.", "temperature")
+    if beam_size is not None and not 1 <= beam_size <= 20:
+        raise _bad("beam_size must be between 1 and 20.", "beam_size")
+    # As OpenAI documents it: temperature 0 (or none) lets the decoder raise it on failure.
+    temperatures = DEFAULT_TEMPERATURES if not temperature else (temperature,)
+    decode = DecodeOptions(
+        language=(language or "").strip().lower() or None,
+        task=task,
+        initial_prompt=prompt or None,
+        hotwords=words,
+        temperatures=temperatures,
+        word_timestamps=True,
+    )
+    if beam_size is not None:
+        decode = replace(decode, beam_size=beam_size)
+    options = TranscribeOptions(
+        decode=decode, vad_filter=True if vad_filter is None else vad_filter
+    )
+    return TranscriptionRequest(
+        file=file,
+        model=model,
+        options=options,
+        response_format=fmt,
+        # OpenAI sends words only when asked for, and segments unless only words were asked for.
+        include_words="word" in granularities,
+        include_segments=not granularities or "segment" in granularities,
+        stream=stream,
+    )
+
+
+FileField = Annotated[UploadFile, File(description="The audio file: any format FFmpeg decodes.")]
+ModelField = Annotated[
+    str | None, Form(description="A served model; OpenAI names mean the default.")
+]
+LanguageField = Annotated[str | None, Form(description="ISO 639-1 code; detected when absent.")]
+PromptField = Annotated[str | None, Form(description="Text to guide style and vocabulary.")]
+FormatField = Annotated[str, Form(description="json, verbose_json, text, srt or vtt.")]
+TemperatureField = Annotated[float | None, Form(description="0 lets the decoder fall back.")]
+GranularityBrackets = Annotated[list[str] | None, Form(alias="timestamp_granularities[]")]
+GranularityPlain = Annotated[list[str] | None, Form(alias="timestamp_granularities")]
+HotwordsField = Annotated[
+    str | None, Form(description='Comma list, space-separated words, or JSON {"word": weight}.')
+]
+BeamField = Annotated[int | None, Form(description="Beam size (1-20), default 5.")]
+VadField = Annotated[bool | None, Form(description="Skip silence with Silero VAD (default on).")]
+StreamField = Annotated[bool, Form(description="Answer with server-sent events per segment.")]
+
+
+async def transcription_form(
+    file: FileField,
+    model: ModelField = None,
+    language: LanguageField = None,
+    prompt: PromptField = None,
+    response_format: FormatField = "json",
+    temperature: TemperatureField = None,
+    timestamp_granularities_brackets: GranularityBrackets = None,
+    timestamp_granularities: GranularityPlain = None,
+    hotwords: HotwordsField = None,
+    beam_size: BeamField = None,
+    vad_filter: VadField = None,
+    stream: StreamField = False,
+) -> TranscriptionRequest:
+    return build_request(
+        file=file, model=model, language=language, prompt=prompt,
+        response_format=response_format, temperature=temperature,
+        granularities=[*(timestamp_granularities_brackets or ()), *(timestamp_granularities or ())],
+        hotwords=hotwords, beam_size=beam_size, vad_filter=vad_filter, stream=stream,
+        task="transcribe",
+    )  # fmt: skip
+
+
+async def translation_form(
+    file: FileField,
+    model: ModelField = None,
+    prompt: PromptField = None,
+    response_format: FormatField = "json",
+    temperature: TemperatureField = None,
+    hotwords: HotwordsField = None,
+    beam_size: BeamField = None,
+) -> TranscriptionRequest:
+    return build_request(
+        file=file, model=model, language=None, prompt=prompt, response_format=response_format,
+        temperature=temperature, granularities=[], hotwords=hotwords, beam_size=beam_size,
+        vad_filter=None, stream=False, task="translate",
+    )  # fmt: skip
+
+
+def transcript_response(
+    transcript: Transcript, fmt: ResponseFormat, *, include_words: bool, include_segments: bool
+) -> Response:
+    if fmt in (ResponseFormat.JSON, ResponseFormat.VERBOSE_JSON):
+        body = to_dict(
+            transcript, fmt, include_words=include_words, include_segments=include_segments
+        )
+        return JSONResponse(body)
+    return PlainTextResponse(render(transcript, fmt), media_type=media_type(fmt))

@@ -1,0 +1,42 @@
+"""What the app factory needs, as plain values: entry points build it from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asrserve.engine.models import CATALOGUE, DEFAULT_MODEL
+from asrserve.engine.options import AudioLimits, BatchingOptions
+from asrserve.engine.registry import EngineSettings
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    default_model: str = DEFAULT_MODEL
+    model_dir: Path | None = None
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    batching: BatchingOptions = field(default_factory=BatchingOptions)
+    limits: AudioLimits = field(default_factory=AudioLimits)
+    models_served: tuple[str, ...] = ()
+    """Models clients may name; empty means the default model plus the catalogue."""
+    api_keys: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    max_upload_bytes: int | None = 1 << 30
+    max_concurrent_requests: int = 4
+    max_waiting_requests: int = 16
+    request_timeout_s: float = 600.0
+    data_dir: Path = field(default_factory=lambda: Path.home() / ".local" / "share" / "asrserve")
+    job_workers: int = 1
+    job_retention_s: float = 7 * 24 * 3600.0
+    webhook_max_attempts: int = 5
+    shutdown_grace_s: float = 30.0
+    preload: bool = True
+    """Load the default model at start-up, so the first request does not pay for it."""
+
+    def served(self) -> tuple[str, ...]:
+        names = self.models_served or (self.default_model, *CATALOGUE)
+        return tuple(dict.fromkeys(names))
+
+
+# Names OpenAI clients send by habit; they mean "the server's default model".
+OPENAI_ALIASES = frozenset({"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "default"})

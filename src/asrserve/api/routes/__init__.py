@@ -1,0 +1,1 @@
+"""One router per area; the app factory mounts them."""

@@ -1,0 +1,63 @@
+"""Response models that OpenAPI documents (the transcript bodies come from engine.formats)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    engine: str | None = None
+    languages: list[str] | None = None
+    """None: multilingual."""
+    loaded: bool = False
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    reasons: list[str] = []
+    models_loaded: list[str] = []
+    requests_active: int = 0
+    requests_waiting: int = 0
+
+
+class Sentence(BaseModel):
+    text: str
+    start: int
+    """Milliseconds."""
+    end: int
+
+
+class FunAsrResult(BaseModel):
+    text: str
+    sentences: list[Sentence]
+    code: int = 0
+
+
+class RecognizeSegment(BaseModel):
+    text: str
+    start: float
+    end: float
+
+
+class RecognizeResult(BaseModel):
+    text: str
+    confidence: float
+    """Mean word probability, 0-1."""
+    language: str
+    duration: float
+    segments: list[RecognizeSegment]

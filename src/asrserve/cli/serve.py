@@ -1,0 +1,34 @@
+"""`asrserve serve`: the HTTP service on uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import uvicorn
+
+from asrserve.api.app import create_app
+from asrserve.config import load_settings
+from asrserve.observability.logging import configure_logging
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Interface (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default 8000)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Default model."),
+    device: str | None = typer.Option(None, help="auto, cpu or cuda."),
+    config: Path | None = typer.Option(None, help="A TOML settings file."),
+) -> None:
+    """Serve the OpenAI-compatible API, jobs, health and metrics."""
+    settings = load_settings(config, host=host, port=port, model=model, device=device)
+    configure_logging(settings.log_level, settings.log_format)
+    app = create_app(settings.server_options())
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,  # our middleware logs each request as JSON with its id
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
+        proxy_headers=True,
+    )

@@ -1,0 +1,127 @@
+"""Every Prometheus metric of the service, defined once, with small `track_*` helpers.
+
+A `Metrics` object owns its own CollectorRegistry so that several apps in one process (tests)
+never collide; the process collector adds memory and CPU of the process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+_RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5)
+
+
+class _CallbackGauges(Collector):
+    """Gauges read at scrape time from the live objects (queue depth, jobs by state)."""
+
+    def __init__(self) -> None:
+        self.queue_depth: Callable[[], Mapping[str, int]] = dict
+        self.jobs_by_state: Callable[[], Mapping[str, int]] = dict
+
+    def collect(self):  # type: ignore[no-untyped-def]  # prometheus' own signature
+        depth = GaugeMetricFamily(
+            "asrserve_batch_queue_depth", "Chunks waiting in a model's batcher.", labels=["model"]
+        )
+        for model, value in self.queue_depth().items():
+            depth.add_metric([model], value)
+        yield depth
+        jobs = GaugeMetricFamily("asrserve_jobs", "Jobs in the store by state.", labels=["state"])
+        for state, value in self.jobs_by_state().items():
+            jobs.add_metric([state], value)
+        yield jobs
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.requests = Counter(
+            "asrserve_http_requests", "HTTP requests by route and status.",
+            ["method", "route", "status"], registry=self.registry,
+        )  # fmt: skip
+        self.request_seconds = Histogram(
+            "asrserve_http_request_seconds", "HTTP request latency.",
+            ["method", "route"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.in_flight = Gauge(
+            "asrserve_http_requests_in_flight", "Requests being served.", registry=self.registry
+        )
+        self.decode_seconds = Histogram(
+            "asrserve_decode_seconds", "Wall time to transcribe one input.",
+            ["model", "source"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.audio_seconds = Counter(
+            "asrserve_audio_seconds", "Seconds of audio transcribed.",
+            ["model", "source"], registry=self.registry,
+        )  # fmt: skip
+        self.real_time_factor = Histogram(
+            "asrserve_real_time_factor", "Decode wall time divided by audio duration.",
+            ["model", "source"], buckets=_RTF_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.batch_items = Histogram(
+            "asrserve_batch_items", "Chunks per decoded batch.", ["model"],
+            buckets=(1, 2, 4, 8, 16, 32), registry=self.registry,
+        )  # fmt: skip
+        self.model_load_seconds = Gauge(
+            "asrserve_model_load_seconds", "Time the model took to load.", ["model"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.rejected = Counter(
+            "asrserve_requests_rejected", "Requests refused before decoding, by reason.",
+            ["reason"], registry=self.registry,
+        )  # fmt: skip
+        self.jobs_finished = Counter(
+            "asrserve_jobs_finished", "Jobs that reached a final state.", ["state"],
+            registry=self.registry,
+        )  # fmt: skip
+        self._gauges = _CallbackGauges()
+        self.registry.register(self._gauges)
+
+    def track_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.request_seconds.labels(method, route).observe(seconds)
+
+    def track_decode(self, model: str, source: str, audio_s: float, wall_s: float) -> None:
+        self.decode_seconds.labels(model, source).observe(wall_s)
+        self.audio_seconds.labels(model, source).inc(audio_s)
+        if audio_s > 0:
+            self.real_time_factor.labels(model, source).observe(wall_s / audio_s)
+
+    def track_batch(self, model: str, items: int) -> None:
+        self.batch_items.labels(model).observe(items)
+
+    def track_model_load(self, model: str, seconds: float) -> None:
+        self.model_load_seconds.labels(model).set(seconds)
+
+    def track_rejected(self, reason: str) -> None:
+        self.rejected.labels(reason).inc()
+
+    def track_job_finished(self, state: str) -> None:
+        self.jobs_finished.labels(state).inc()
+
+    def watch(
+        self,
+        *,
+        queue_depth: Callable[[], Mapping[str, int]] | None = None,
+        jobs_by_state: Callable[[], Mapping[str, int]] | None = None,
+    ) -> None:
+        if queue_depth is not None:
+            self._gauges.queue_depth = queue_depth
+        if jobs_by_state is not None:
+            self._gauges.jobs_by_state = jobs_by_state
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

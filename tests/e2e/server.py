@@ -1,0 +1,86 @@
+"""Start and stop real `asrserve serve` processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    data_dir: Path
+    env: dict[str, str]
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def start_server(
+    tmp: Path, name: str = "server", ready_timeout: float = 180, **settings: str
+) -> ServerProcess:
+    """`settings` are ASRSERVE_* variables without the prefix, e.g. max_upload_mb="1"."""
+    port = free_port()
+    data_dir = Path(settings.pop("data_dir", str(tmp / f"{name}-data")))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASRSERVE_")}
+    env.update(
+        ASRSERVE_HOST="127.0.0.1",
+        ASRSERVE_PORT=str(port),
+        ASRSERVE_DATA_DIR=str(data_dir),
+        ASRSERVE_LOG_LEVEL="info",
+        ASRSERVE_LOG_FORMAT="json",
+        **{f"ASRSERVE_{k.upper()}": v for k, v in settings.items()},
+    )
+    return launch(f"http://127.0.0.1:{port}", tmp / f"{name}.log", data_dir, env, ready_timeout)
+
+
+def launch(
+    url: str, log_path: Path, data_dir: Path, env: dict[str, str], ready_timeout: float = 180
+) -> ServerProcess:
+    log = log_path.open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asrserve.cli", "serve"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    server = ServerProcess(url, proc, log_path, data_dir, env)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log[-4000:]}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.stop(signal.SIGKILL)
+    raise RuntimeError(f"server not ready within {ready_timeout} s:\n{server.log[-4000:]}")
+
+
+def restart(server: ServerProcess) -> ServerProcess:
+    """Start the same server again (same port, data and settings) after it stopped."""
+    return launch(server.url, server.log_path, server.data_dir, server.env)
