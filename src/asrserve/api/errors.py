@@ -63,6 +63,21 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+BODY_TOO_LARGE = "asrserve.body_too_large"
+"""Scope key set when the cap was crossed: FastAPI turns any error raised while it reads a form
+into a generic 400, so the error handler looks here to answer 413 instead."""
+
+
+def body_refusal(max_bytes: int | None) -> dict[str, object]:
+    limit_mb = (max_bytes or 0) / (1024 * 1024)
+    return error_body(
+        413,
+        f"The upload is larger than the {limit_mb:g} MB limit; send a shorter recording, "
+        "compress it (mp3, opus), or raise ASRSERVE_MAX_UPLOAD_MB.",
+        "upload_too_large",
+    )
+
+
 def error_type(status: int) -> str:
     if status == 401:
         return "authentication_error"
@@ -120,6 +135,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if BODY_TOO_LARGE in request.scope:
+            limit = request.scope[BODY_TOO_LARGE]
+            return JSONResponse(
+                body_refusal(limit), status_code=413, headers={"Connection": "close"}
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(exc.status_code, str(exc.detail), code),

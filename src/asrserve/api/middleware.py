@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from asrserve.api.errors import error_body
+from asrserve.api.errors import BODY_TOO_LARGE, body_refusal
 from asrserve.observability.logging import request_id
 from asrserve.observability.metrics import Metrics
 
@@ -100,13 +100,7 @@ class BodySizeLimitMiddleware:
         self.metrics = metrics
 
     def _refusal(self) -> dict[str, object]:
-        limit_mb = (self.max_bytes or 0) / (1024 * 1024)
-        return error_body(
-            413,
-            f"The upload is larger than the {limit_mb:g} MB limit; send a shorter recording, "
-            "compress it (mp3, opus), or raise ASRSERVE_MAX_UPLOAD_MB.",
-            "upload_too_large",
-        )
+        return body_refusal(self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.max_bytes is None:
@@ -126,6 +120,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    scope[BODY_TOO_LARGE] = self.max_bytes
                     raise BodyTooLargeError
             return message
 

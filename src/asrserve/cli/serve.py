@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
+from types import FrameType
 
 import typer
 import uvicorn
@@ -23,6 +26,9 @@ def serve(
     settings = load_settings(config, host=host, port=port, model=model, device=device)
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings.server_options())
+    # uvicorn drains in-flight requests on SIGTERM, then restores the previous handler and
+    # raises the signal again; this handler makes that a clean exit (status 0), not a kill.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         app,
         host=settings.host,
@@ -32,3 +38,7 @@ def serve(
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
         proxy_headers=True,
     )
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    sys.exit(0)
