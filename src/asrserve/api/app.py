@@ -15,11 +15,13 @@ from asrserve.api import errors
 from asrserve.api.admission import Admission
 from asrserve.api.auth import ApiKeys
 from asrserve.api.deps import Services, require_api_key
+from asrserve.api.forms import options_from_record
 from asrserve.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from asrserve.api.options import ServerOptions
-from asrserve.api.routes import health, legacy, models, transcriptions
+from asrserve.api.routes import health, jobs, legacy, models, transcriptions
 from asrserve.api.service import TranscriptionService
 from asrserve.engine.registry import ModelRegistry
+from asrserve.jobs import JobRunner, JobService, SQLiteJobStore, WebhookSender, registry_transcriber
 from asrserve.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,19 @@ def build_services(options: ServerOptions, metrics: Metrics) -> Services:
         on_load=metrics.track_model_load,
     )
     admission = Admission(options.max_concurrent_requests, options.max_waiting_requests)
-    metrics.watch(queue_depth=lambda: {m.name: m.batcher.pending for m in registry.loaded()})
+    store = SQLiteJobStore(options.data_dir, retention_s=options.job_retention_s)
+    runner = JobRunner(
+        store,
+        registry_transcriber(registry, options_from_record),
+        workers=options.job_workers,
+        on_finished=lambda job: metrics.track_job_finished(job.state.value),
+        webhooks=WebhookSender(store, max_attempts=options.webhook_max_attempts),
+    )
+    job_service = JobService(store, runner, max_upload_bytes=options.max_upload_bytes)
+    metrics.watch(
+        queue_depth=lambda: {m.name: m.batcher.pending for m in registry.loaded()},
+        jobs_by_state=lambda: {s.value: n for s, n in job_service.count_by_state().items()},
+    )
     return Services(
         options=options,
         registry=registry,
@@ -43,6 +57,8 @@ def build_services(options: ServerOptions, metrics: Metrics) -> Services:
         admission=admission,
         transcription=TranscriptionService(registry, options, metrics, admission),
         api_keys=ApiKeys(list(options.api_keys)),
+        jobs=job_service,
+        runner=runner,
     )
 
 
@@ -59,10 +75,15 @@ def create_app(options: ServerOptions | None = None) -> FastAPI:
             await anyio.to_thread.run_sync(
                 lambda: services.registry.release(services.registry.acquire(options.default_model))
             )
+        # Started after the model is in: jobs a crash left running resume now.
+        services.runner.start()
         log.info("service ready", extra={"model": options.default_model, "version": __version__})
         try:
             yield
         finally:
+            # In-flight jobs get the grace period; those still running go back to the queue.
+            await anyio.to_thread.run_sync(services.runner.stop, options.shutdown_grace_s)
+            await anyio.to_thread.run_sync(services.jobs.store.close)
             await anyio.to_thread.run_sync(services.registry.close)
             log.info("service stopped")
 
@@ -74,7 +95,7 @@ def create_app(options: ServerOptions | None = None) -> FastAPI:
         dependencies=[Depends(require_api_key)],
     )
     errors.install(app)
-    for router in (transcriptions.router, models.router, legacy.router, health.router):
+    for router in (transcriptions.router, jobs.router, models.router, legacy.router, health.router):
         app.include_router(router)
     if options.cors_origins:
         app.add_middleware(

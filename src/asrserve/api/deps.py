@@ -9,10 +9,17 @@ from fastapi import Depends, Request
 
 from asrserve.api.admission import Admission
 from asrserve.api.auth import ApiKeys
-from asrserve.api.forms import TranscriptionRequest, transcription_form, translation_form
+from asrserve.api.forms import (
+    JobRequest,
+    TranscriptionRequest,
+    job_form,
+    transcription_form,
+    translation_form,
+)
 from asrserve.api.options import ServerOptions
 from asrserve.api.service import TranscriptionService
 from asrserve.engine.registry import ModelRegistry
+from asrserve.jobs import JobQueue, JobService
 from asrserve.observability.metrics import Metrics
 
 
@@ -26,8 +33,8 @@ class Services:
     admission: Admission
     transcription: TranscriptionService
     api_keys: ApiKeys
-    jobs: object | None = None
-    """The job service (asrserve.api.jobs_service.JobService) when jobs are enabled."""
+    jobs: JobService
+    runner: JobQueue
 
 
 def get_services(request: Request) -> Services:
@@ -41,3 +48,4 @@ def require_api_key(request: Request) -> None:
 ServicesDep = Annotated[Services, Depends(get_services)]
 TranscriptionForm = Annotated[TranscriptionRequest, Depends(transcription_form)]
 TranslationForm = Annotated[TranscriptionRequest, Depends(translation_form)]
+JobForm = Annotated[JobRequest, Depends(job_form)]

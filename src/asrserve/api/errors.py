@@ -25,6 +25,13 @@ from asrserve.engine.errors import (
     ModelNotFoundError,
     UnsupportedLanguageError,
 )
+from asrserve.jobs.errors import (
+    InvalidCursorError,
+    InvalidWebhookUrlError,
+    JobNotFinishedError,
+    JobNotFoundError,
+    JobResultUnavailableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,11 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (ModelNotFoundError, 404),
     (ModelChecksumError, 503),
     (BatcherClosedError, 503),
+    (JobNotFoundError, 404),
+    (JobNotFinishedError, 409),
+    (JobResultUnavailableError, 409),
+    (InvalidWebhookUrlError, 400),
+    (InvalidCursorError, 400),
     (AsrError, 400),
 )
 

@@ -182,6 +182,40 @@ async def translation_form(
     )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    transcription: TranscriptionRequest
+    webhook_url: str | None
+
+
+async def job_form(
+    file: FileField,
+    model: ModelField = None,
+    language: LanguageField = None,
+    prompt: PromptField = None,
+    response_format: FormatField = "json",
+    temperature: TemperatureField = None,
+    timestamp_granularities_brackets: GranularityBrackets = None,
+    timestamp_granularities: GranularityPlain = None,
+    hotwords: HotwordsField = None,
+    beam_size: BeamField = None,
+    vad_filter: VadField = None,
+    task: Annotated[str, Form(description="transcribe, or translate to English.")] = "transcribe",
+    webhook_url: Annotated[
+        str | None, Form(description="POSTed a JSON notice when the job finishes.")
+    ] = None,
+) -> JobRequest:
+    if task not in {"transcribe", "translate"}:
+        raise _bad("task is transcribe or translate.", "task")
+    request = build_request(
+        file=file, model=model, language=language, prompt=prompt,
+        response_format=response_format, temperature=temperature,
+        granularities=[*(timestamp_granularities_brackets or ()), *(timestamp_granularities or ())],
+        hotwords=hotwords, beam_size=beam_size, vad_filter=vad_filter, stream=False, task=task,
+    )  # fmt: skip
+    return JobRequest(request, webhook_url or None)
+
+
 def transcript_response(
     transcript: Transcript, fmt: ResponseFormat, *, include_words: bool, include_segments: bool
 ) -> Response:

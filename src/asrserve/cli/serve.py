@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -29,6 +31,7 @@ def serve(
     # uvicorn drains in-flight requests on SIGTERM, then restores the previous handler and
     # raises the signal again; this handler makes that a clean exit (status 0), not a kill.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
     uvicorn.run(
         app,
         host=settings.host,
@@ -41,4 +44,11 @@ def serve(
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
-    sys.exit(0)
+    # By now the lifespan has run: jobs handed back, the store closed, models released. A
+    # normal interpreter exit would then destroy CTranslate2's native thread pools while a
+    # handed-back decode may still be inside one (C++ terminate, SIGABRT); nothing is left to
+    # clean up, so leave at once.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

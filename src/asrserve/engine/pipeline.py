@@ -77,9 +77,10 @@ class Pipeline:
         options: TranscribeOptions | None = None,
         *,
         progress: ProgressCallback | None = None,
+        progressive: bool = False,
     ) -> Transcript:
         prepared = self.prepare(source, options or TranscribeOptions())
-        segments = tuple(self.decode(prepared, progress=progress))
+        segments = tuple(self.decode(prepared, progress=progress, progressive=progressive))
         return Transcript(info=prepared.info, segments=segments)
 
     def decode(

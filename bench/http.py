@@ -1,0 +1,637 @@
+"""HTTP API throughput benchmark: 1, 4 and 16 concurrent clients against the CLI.
+
+Issue #3: measure the throughput of `POST /v1/audio/transcriptions` under several numbers of
+concurrent clients and set it against the `asrserve transcribe` command on the same files in
+the same run, then write the figures into docs/benchmarks-http.md.
+
+- Workload: the development set's ordinary-speech clips of the chosen subsets (default the
+  clean English clips, 1-27 s, and the five long English files, 30-53 s), in one language.
+- Server: one real `asrserve serve` process (tests/e2e/server.py), admitting as many
+  requests as the highest concurrency so none is refused, warmed with one request.
+- Each level: N client threads, one httpx client each, take clips from one shared queue and
+  send them back to back, so N requests are in flight until the queue runs dry; every clip is
+  sent once per level and run.
+- Baseline: `asrserve transcribe FILES --jobs 2` as a subprocess, end to end and decoding only
+  (from the "loaded model" log line to its exit, as bench/offline.py times it).
+
+Timings mean something only on a quiet machine:
+
+    .venv/bin/python bench/http.py                          # -> docs/benchmarks-http.md
+    .venv/bin/python bench/http.py --repeat 3               # medians of 3 interleaved runs
+    .venv/bin/python bench/http.py --limit 6 --concurrency 1,2 --output /tmp/bench-http.md
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# `python bench/http.py` puts bench/ first on sys.path, where this file would shadow the
+# standard library's `http` package that httpx imports. The repository root in its place
+# also makes `bench.offline` and `tests.e2e.server` importable. (`python -m bench.http` needs
+# neither, so nothing changes then.)
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(REPO)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterable, Sequence  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from queue import Empty, SimpleQueue  # noqa: E402
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+from tests.e2e.server import ServerProcess, start_server  # noqa: E402
+
+from asrserve.evaluation.devset import Clip, clean_read, load_subset  # noqa: E402
+from asrserve.evaluation.wer import word_errors  # noqa: E402
+
+# The offline benchmark's helpers, so both reports describe machine, versions and timings
+# the same way (they are private there only because nothing else imported them before).
+from bench.offline import (  # noqa: E402
+    BEAM_SIZE,
+    COMPUTE_TYPE,
+    DEVICE,
+    MODEL,
+    _asrserve_command,
+    _git_revision,
+    _load_event,
+    _num,
+    _ratio,
+    _table,
+    _version,
+    available_cpus,
+    machine_description,
+    warm_file_cache,
+)
+
+DEFAULT_OUTPUT = REPO / "docs" / "benchmarks-http.md"
+ENDPOINT = "/v1/audio/transcriptions"
+# Long enough that a 53 s file queued behind 15 others on two cores still finishes: a timeout
+# would count as an error and hide the figure we are after.
+REQUEST_TIMEOUT_S = 3600.0
+RSS_POLL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class BenchSettings:
+    subsets: tuple[str, ...]
+    limit: int | None
+    concurrency: tuple[int, ...]
+    repeat: int
+    cpu_threads: int
+    jobs: int
+
+
+def select_clips(settings: BenchSettings) -> list[Clip]:
+    """The workload, longest first.
+
+    Longest first for the server and the CLI alike: the last long file then does not run
+    alone while the other clients sit idle, so the wall time is mostly spent with N requests
+    in flight, which is what a level is meant to measure.
+    """
+    clips = [clip for subset in settings.subsets for clip in clean_read(load_subset(subset))]
+    if settings.limit is not None:
+        clips = clips[: settings.limit]
+    if not clips:
+        raise SystemExit(f"no clips in subsets {', '.join(settings.subsets)}")
+    languages = {clip.lang for clip in clips}
+    if len(languages) != 1:
+        # The CLI takes one --language for all files; the comparison needs the same on both.
+        raise SystemExit(f"the workload mixes languages {sorted(languages)}: choose one")
+    stems = [clip.audio.stem for clip in clips]
+    if len(set(stems)) != len(stems):
+        # The CLI names outputs by stem and numbers clashes in whatever order files finish.
+        raise SystemExit("audio file names repeat in the workload")
+    return sorted(clips, key=lambda clip: clip.duration, reverse=True)
+
+
+class PeakRss:
+    """Polls a process's resident memory (with its children's) in a thread; keeps the peak.
+
+    Polling, not `ru_maxrss`: the server lives through every level and the CLI is not this
+    process, so the kernel's lifetime peak would not say which level used what.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="rss", daemon=True)
+        self.peak_bytes = 0
+
+    def __enter__(self) -> PeakRss:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_bytes / 2**20
+
+    def _poll(self) -> None:
+        while not self._stop.wait(RSS_POLL_S):
+            self._sample()
+
+    def _sample(self) -> None:
+        try:
+            processes = [self._process, *self._process.children(recursive=True)]
+            rss = sum(p.memory_info().rss for p in processes)
+        except psutil.Error:
+            return  # the process (or a child) just exited: its last sample stands
+        self.peak_bytes = max(self.peak_bytes, rss)
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One configuration's one run."""
+
+    wall_s: float | None
+    texts: dict[str, str]
+    """Clip id -> transcript, for the requests that succeeded."""
+    latencies_s: tuple[float, ...] = ()
+    errors: tuple[str, ...] = ()
+    peak_rss_mb: float = 0.0
+    load_s: float | None = None
+    """The CLI's model load, from its log."""
+    end_to_end_s: float | None = None
+    """The CLI's whole command, from launch to exit."""
+
+
+# --- the HTTP clients -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    clip: Clip
+    started: float
+    finished: float
+    text: str | None
+    error: str | None
+
+
+def _send(client: httpx.Client, clip: Clip, language: str) -> tuple[str | None, str | None]:
+    """(transcript, None) or (None, what went wrong) for one clip, read from disk."""
+    try:
+        with clip.audio.open("rb") as audio:
+            response = client.post(
+                ENDPOINT,
+                files={"file": (clip.audio.name, audio, "audio/wav")},
+                data={"language": language, "response_format": "json"},
+            )
+    except httpx.HTTPError as exc:
+        return None, f"{clip.id}: {type(exc).__name__}: {exc}"
+    if response.status_code != 200:
+        return None, f"{clip.id}: HTTP {response.status_code}: {response.text[:300]}"
+    return response.json()["text"], None
+
+
+def _client(
+    url: str, work: SimpleQueue[Clip], language: str, start: threading.Barrier
+) -> list[_Reply]:
+    """One client: requests back to back until the shared queue is empty."""
+    replies = []
+    with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
+        start.wait()  # every client set up before the first request leaves
+        while True:
+            try:
+                clip = work.get_nowait()
+            except Empty:
+                return replies
+            started = time.monotonic()
+            text, error = _send(client, clip, language)
+            replies.append(_Reply(clip, started, time.monotonic(), text, error))
+
+
+def run_level(server: ServerProcess, clips: Sequence[Clip], clients: int) -> Measurement:
+    work: SimpleQueue[Clip] = SimpleQueue()
+    for clip in clips:
+        work.put(clip)
+    start = threading.Barrier(clients)
+    language = clips[0].lang
+    with (
+        PeakRss(server.proc.pid) as rss,
+        ThreadPoolExecutor(max_workers=clients, thread_name_prefix="client") as pool,
+    ):
+        futures = [pool.submit(_client, server.url, work, language, start) for _ in range(clients)]
+        replies = [reply for future in futures for reply in future.result()]
+    return Measurement(
+        # From the first request sent to the last answer received.
+        wall_s=max(r.finished for r in replies) - min(r.started for r in replies),
+        texts={r.clip.id: r.text for r in replies if r.text is not None},
+        latencies_s=tuple(r.finished - r.started for r in replies),
+        errors=tuple(r.error for r in replies if r.error is not None),
+        peak_rss_mb=rss.peak_mb,
+    )
+
+
+def warm_up(server: ServerProcess, clip: Clip) -> None:
+    """One request first, so the first level does not pay for what only the first request
+    does (the VAD model's load, thread pools, lazy imports)."""
+    with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S) as client:
+        _, error = _send(client, clip, clip.lang)
+    if error is not None:
+        raise SystemExit(f"the warm-up request failed: {error}\n{server.log[-4000:]}")
+
+
+def serve(scratch: Path, settings: BenchSettings) -> ServerProcess:
+    most = max(settings.concurrency)
+    return start_server(
+        scratch,
+        name="bench",
+        model=MODEL,
+        device=DEVICE,
+        compute_type=COMPUTE_TYPE,
+        cpu_threads=str(settings.cpu_threads),
+        # Every request of the busiest level decodes at once and none waits or is refused:
+        # the levels measure the server's batching, not its admission control.
+        max_concurrent_requests=str(most),
+        max_waiting_requests=str(most),
+        request_timeout_s=str(REQUEST_TIMEOUT_S),
+    )
+
+
+# --- the CLI baseline -------------------------------------------------------------------------
+
+
+def run_cli(clips: Sequence[Clip], settings: BenchSettings) -> Measurement:
+    """`asrserve transcribe` over all files at once; `wall_s` is its decoding only."""
+    # Only our settings, as the server gets them: a caller's ASRSERVE_* must not differ.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASRSERVE_")}
+    env |= {
+        "ASRSERVE_CPU_THREADS": str(settings.cpu_threads),
+        # Info-level JSON logs carry the "loaded model" line that splits load from decoding.
+        "ASRSERVE_LOG_LEVEL": "info",
+        "ASRSERVE_LOG_FORMAT": "json",
+    }
+    with tempfile.TemporaryDirectory(prefix="asrserve-bench-") as out_dir:
+        command = [
+            *_asrserve_command(),
+            "transcribe",
+            *(str(clip.audio) for clip in clips),
+            "--model", MODEL,
+            "--device", DEVICE,
+            "--compute-type", COMPUTE_TYPE,
+            "--language", clips[0].lang,
+            "--beam-size", str(BEAM_SIZE),
+            "--jobs", str(settings.jobs),
+            "--format", "json",
+            "--output-dir", out_dir,
+            "--quiet",
+        ]  # fmt: skip
+        started = time.time()
+        proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        with PeakRss(proc.pid) as rss:
+            _, stderr = proc.communicate()
+        finished = time.time()
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"asrserve transcribe exited with {proc.returncode}:\n{stderr[-4000:]}"
+            )
+        texts = {
+            clip.id: json.loads((Path(out_dir) / f"{clip.audio.stem}.json").read_text("utf-8"))[
+                "text"
+            ]
+            for clip in clips
+        }
+    event = _load_event(stderr)
+    if event is None:
+        raise SystemExit("asrserve transcribe logged no 'loaded model' line to time decoding by")
+    loaded_at, load_s = event
+    return Measurement(
+        wall_s=finished - loaded_at,
+        texts=texts,
+        peak_rss_mb=rss.peak_mb,
+        load_s=load_s,
+        end_to_end_s=finished - started,
+    )
+
+
+# --- summary and report -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One configuration over all runs: median wall time, pooled latencies, errors and WER."""
+
+    label: str
+    in_flight: str
+    audio_s: float
+    """Audio seconds one run sends."""
+    walls_s: tuple[float, ...]
+    latencies_s: tuple[float, ...]
+    errors: tuple[str, ...]
+    peak_rss_mb: float
+    wer: float | None
+    load_s: float | None = None
+
+    @property
+    def wall_s(self) -> float | None:
+        return statistics.median(self.walls_s) if self.walls_s else None
+
+    @property
+    def wall_range(self) -> tuple[float, float] | None:
+        return (min(self.walls_s), max(self.walls_s)) if len(self.walls_s) > 1 else None
+
+    @property
+    def speed(self) -> float | None:
+        """Audio seconds per wall second."""
+        return self.audio_s / self.wall_s if self.wall_s else None
+
+    @property
+    def rtf(self) -> float | None:
+        return self.wall_s / self.audio_s if self.wall_s is not None else None
+
+    def latency(self, q: float) -> float | None:
+        return _percentile(self.latencies_s, q)
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between the nearest ranks (numpy's default), q in [0, 1]."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _wer(clips: Sequence[Clip], runs: Iterable[Measurement]) -> float | None:
+    # Pooled over every run's answered clips; failed requests are counted under errors.
+    pairs = [
+        (clip.text, run.texts[clip.id]) for run in runs for clip in clips if clip.id in run.texts
+    ]
+    if not pairs:
+        return None
+    refs, hyps = zip(*pairs, strict=True)
+    return word_errors(refs, hyps, language=clips[0].lang).rate
+
+
+def summarise(
+    clips: Sequence[Clip],
+    settings: BenchSettings,
+    cli_runs: Sequence[Measurement],
+    level_runs: dict[int, list[Measurement]],
+) -> list[Row]:
+    audio_s = sum(clip.duration for clip in clips)
+    cli_wer = _wer(clips, cli_runs)
+    cli_peak = max(run.peak_rss_mb for run in cli_runs)
+    jobs = f"{settings.jobs} files"
+    rows = [
+        Row(
+            "CLI, decoding only",
+            jobs,
+            audio_s,
+            walls_s=tuple(run.wall_s for run in cli_runs if run.wall_s is not None),
+            latencies_s=(),
+            errors=(),
+            peak_rss_mb=cli_peak,
+            wer=cli_wer,
+            load_s=statistics.median(run.load_s for run in cli_runs if run.load_s is not None),
+        ),
+        Row(
+            "CLI, end to end",
+            jobs,
+            audio_s,
+            walls_s=tuple(run.end_to_end_s for run in cli_runs if run.end_to_end_s is not None),
+            latencies_s=(),
+            errors=(),
+            peak_rss_mb=cli_peak,
+            wer=cli_wer,
+        ),
+    ]
+    for clients, runs in level_runs.items():
+        rows.append(
+            Row(
+                f"HTTP, {clients} client{'s' if clients > 1 else ''}",
+                f"{clients} request{'s' if clients > 1 else ''}",
+                audio_s,
+                walls_s=tuple(run.wall_s for run in runs if run.wall_s is not None),
+                latencies_s=tuple(lat for run in runs for lat in run.latencies_s),
+                errors=tuple(err for run in runs for err in run.errors),
+                peak_rss_mb=max(run.peak_rss_mb for run in runs),
+                wer=_wer(clips, runs),
+            )
+        )
+    return rows
+
+
+def results_table(rows: Sequence[Row]) -> str:
+    base = rows[0]  # the CLI decoding only
+    header = [
+        "configuration",
+        "in flight",
+        "audio s",
+        "wall s",
+        "audio s / s",
+        "RTF",
+        "× CLI decode",
+        "p50 latency s",
+        "p95 latency s",
+        "WER",
+        "errors",
+        "peak RSS MB",
+    ]
+    body = []
+    for row in rows:
+        wall = _num(row.wall_s, 2)
+        if row.wall_range is not None:
+            wall += f" ({row.wall_range[0]:.2f}–{row.wall_range[1]:.2f})"
+        body.append(
+            [
+                row.label,
+                row.in_flight,
+                _num(row.audio_s, 1),
+                wall,
+                _num(row.speed, 2),
+                _num(row.rtf, 3),
+                _ratio(row.speed, base.speed),
+                _num(row.latency(0.50), 2),
+                _num(row.latency(0.95), 2),
+                "–" if row.wer is None else f"{row.wer:.2%}",
+                str(len(row.errors)),
+                _num(row.peak_rss_mb, 0),
+            ]
+        )
+    return _table(header, body)
+
+
+def render_report(
+    rows: Sequence[Row],
+    clips: Sequence[Clip],
+    settings: BenchSettings,
+    started: datetime,
+    machine: str,
+) -> str:
+    audio_s = sum(clip.duration for clip in clips)
+    versions = ", ".join(
+        f"{p} {_version(p)}"
+        for p in ("asrserve", "faster-whisper", "ctranslate2", "onnxruntime", "uvicorn", "httpx")
+    )
+    durations = sorted(clip.duration for clip in clips)
+    runs = "once" if settings.repeat == 1 else f"{settings.repeat} times, interleaved"
+    most = max(settings.concurrency)
+    cli_load = rows[0].load_s
+    setup = "\n".join(
+        f"- {line}"
+        for line in (
+            f"Data: development set subsets `{'`, `'.join(settings.subsets)}`, ordinary speech "
+            f"only (`clean_read`), {len(clips)} files, {audio_s:.1f} s of audio "
+            f"({durations[0]:.1f}–{durations[-1]:.1f} s each), sent longest first.",
+            f"Model: catalogue `{MODEL}` (CTranslate2), device {DEVICE}, compute type "
+            f"{COMPUTE_TYPE}, cpu_threads {settings.cpu_threads}, beam size {BEAM_SIZE}, "
+            f"language `{clips[0].lang}` given, other options the defaults (VAD and word "
+            "timestamps on, default batching) for the server and the CLI alike.",
+            f"Server: one `asrserve serve` process for all levels, `max_concurrent_requests` "
+            f"and `max_waiting_requests` {most} (nothing waits or is refused), warmed with "
+            "one request before the first level.",
+            f"Clients: N threads with an httpx client each, posting `{ENDPOINT}` (multipart "
+            "file from disk, `response_format=json`) back to back from one shared queue, so N "
+            "requests are in flight until it runs dry; every file is sent once per level.",
+            f"CLI: `asrserve transcribe FILES --jobs {settings.jobs} --format json -q`, the "
+            f"same files in the same order; model load {_num(cli_load, 2)} s (median).",
+            f"Each configuration ran {runs}; wall times are medians.",
+            f"Machine: {machine}.",
+            f"Versions: {versions}.",
+        )
+    )
+    errors = [err for row in rows for err in row.errors]
+    error_note = (
+        "\n\nFirst errors:\n\n" + "\n".join(f"- `{err}`" for err in errors[:5]) if errors else ""
+    )
+    return f"""# HTTP API throughput benchmark
+
+Generated by `bench/http.py` on {started:%Y-%m-%d %H:%M} UTC (asrserve {_git_revision()}).
+Regenerate with `.venv/bin/python bench/http.py` on a quiet machine.
+
+## Setup
+
+{setup}
+
+## Results
+
+{results_table(rows)}
+
+- *wall s*: for the HTTP levels, from the first request sent to the last answer received; for
+  the CLI decoding only, from its "loaded model" log line to its exit (audio decoding, VAD,
+  the model, writing outputs, and first-call costs such as loading the VAD model, which the
+  warmed server has already paid); end to end, the whole command including interpreter start
+  and model load.
+- *audio s / s* = audio seconds / wall seconds; RTF = wall seconds / audio seconds.
+- *× CLI decode*: throughput against the CLI's decoding-only throughput in this same run.
+- *p50/p95 latency s*: per request, as the client sees it (upload, queueing, decoding, answer).
+- *WER*: over all words of the answered files after the development set's normalisation
+  (`asrserve.evaluation.wer`); failed requests are counted under *errors* instead.
+- *peak RSS MB*: resident memory of the server process (or the CLI), children included,
+  polled every {RSS_POLL_S * 1000:.0f} ms during the configuration; the server is the same
+  process throughout, so a level also carries what earlier ones left allocated.{error_note}
+"""
+
+
+def _print_progress(name: str, run: int, repeat: int, measurement: Measurement) -> None:
+    extra = f", {len(measurement.errors)} errors" if measurement.errors else ""
+    print(
+        f"run {run + 1}/{repeat} {name}: wall {_num(measurement.wall_s, 2)} s, "
+        f"peak {measurement.peak_rss_mb:.0f} MB{extra}"
+    )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Throughput of the HTTP API under concurrent clients against the CLI.",
+    )
+    parser.add_argument(
+        "--subset",
+        default="en,en_long",
+        help="Comma list of development set subsets, one language (default en,en_long).",
+    )
+    parser.add_argument(
+        "--concurrency", default="1,4,16", help="Comma list of client counts (default 1,4,16)."
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="Runs per configuration.")
+    parser.add_argument("--limit", type=int, default=None, help="Only the first N files.")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="Markdown report.")
+    parser.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=available_cpus(),
+        help="CTranslate2 threads for the server and the CLI (default: the CPUs usable).",
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="The CLI's --jobs.")
+    args = parser.parse_args(argv)
+    for name in ("repeat", "limit", "cpu_threads", "jobs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    args.subset = tuple(s.strip() for s in args.subset.split(",") if s.strip())
+    try:
+        args.concurrency = tuple(int(c) for c in args.concurrency.split(",") if c.strip())
+    except ValueError:
+        parser.error("--concurrency takes a comma list of whole numbers")
+    if not args.subset or not args.concurrency or min(args.concurrency) < 1:
+        parser.error("--subset and --concurrency need at least one item, client counts >= 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = BenchSettings(
+        subsets=args.subset,
+        limit=args.limit,
+        concurrency=tuple(dict.fromkeys(args.concurrency)),
+        repeat=args.repeat,
+        cpu_threads=args.cpu_threads,
+        jobs=args.jobs,
+    )
+    started = datetime.now(UTC)
+    machine = machine_description()  # before any work, so the load average is the machine's own
+    clips = select_clips(settings)
+    audio_s = sum(clip.duration for clip in clips)
+    print(
+        f"{len(clips)} files, {audio_s:.1f} s of audio; "
+        f"clients {', '.join(map(str, settings.concurrency))}"
+    )
+    warm_file_cache(clips)
+    cli_runs: list[Measurement] = []
+    level_runs: dict[int, list[Measurement]] = {n: [] for n in settings.concurrency}
+    with tempfile.TemporaryDirectory(prefix="asrserve-bench-http-") as scratch:
+        server = serve(Path(scratch), settings)
+        try:
+            warm_up(server, min(clips, key=lambda clip: clip.duration))
+            # Interleaved, so a slow spell of the machine does not land on one configuration
+            # only. The server sits idle (holding its memory) while the CLI runs.
+            for run in range(settings.repeat):
+                cli_runs.append(run_cli(clips, settings))
+                _print_progress("CLI (decoding only)", run, settings.repeat, cli_runs[-1])
+                for clients in settings.concurrency:
+                    level_runs[clients].append(run_level(server, clips, clients))
+                    name = f"HTTP {clients} clients"
+                    _print_progress(name, run, settings.repeat, level_runs[clients][-1])
+        finally:
+            server.stop()
+    rows = summarise(clips, settings, cli_runs, level_runs)
+    print()
+    print(results_table(rows))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(render_report(rows, clips, settings, started, machine), "utf-8")
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
