@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_SET_CACHE ?= $(HOME)/.cache/asr-dev-set
 export DEV_SET_CACHE
 
-.PHONY: run serve test install models test-data lint format bench clean
+.PHONY: run demo test install models test-data lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "asrserve needs Python 3.11")'
@@ -19,13 +19,13 @@ install: $(STAMP)
 models: $(STAMP)
 	$(BIN)/asrserve models prepare whisper-base
 
-# Until the HTTP server exists: transcribe a bundled real-speech sample and print it.
+# The HTTP service on the embedded default model.
 run: models
-	$(BIN)/asrserve transcribe samples/jfk.wav --format text,srt --output-dir -
-
-# The HTTP service on the default model (becomes `make run` once the HTTP issue is complete).
-serve: models
 	$(BIN)/asrserve serve
+
+# Transcribe the bundled real-speech sample from the command line and print it.
+demo: models
+	$(BIN)/asrserve transcribe samples/jfk.wav --format text,srt --output-dir -
 
 test-data: $(STAMP)
 	$(BIN)/python scripts/fetch_dev_set.py $(DEV_SET_CACHE)
@@ -44,6 +44,7 @@ format: $(STAMP)
 
 bench: $(STAMP) test-data models
 	$(BIN)/python bench/offline.py
+	$(BIN)/python bench/http.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info
