@@ -77,6 +77,9 @@ class DecodeOptions:
     hotwords: tuple[str, ...] = ()
     """Words or phrases the decoder is biased towards (given to Whisper as a prompt)."""
     word_timestamps: bool = True
+    split_segments: bool = True
+    """Cut long decodes into sentence-sized segments (needs word alignment even when word
+    timestamps are not returned). Live partials turn it off."""
     without_timestamps: bool = True
     """True decodes text only and cuts segments from the aligned words: in a batch, Whisper's
     timestamp tokens often end a 30 s window early (16 % WER on the long development files

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from faster_whisper.vad import VadOptions as SileroOptions
-from faster_whisper.vad import get_speech_timestamps
+from faster_whisper.vad import get_speech_timestamps, get_vad_model
 
 from asrserve.engine.engines.base import SAMPLE_RATE
 from asrserve.engine.options import VadOptions
@@ -80,3 +80,122 @@ def plan_chunks(
         if b > a:
             chunks.append(Chunk(len(chunks), a / SAMPLE_RATE, b / SAMPLE_RATE, audio[a:b]))
     return chunks
+
+
+_WINDOW = 512
+"""Silero scores 32 ms windows at 16 kHz..."""
+_CONTEXT = 64
+"""...each seeing the 4 ms before it."""
+
+
+class SileroStream:
+    """Silero over live audio: windows scored as they complete, the LSTM state carried over.
+
+    One per stream; the ONNX session is faster-whisper's shared one (thread-safe for `run`).
+    """
+
+    def __init__(self) -> None:
+        self._session = get_vad_model().session
+        self._h = np.zeros((1, 1, 128), np.float32)
+        self._c = np.zeros((1, 1, 128), np.float32)
+        self._context = np.zeros(_CONTEXT, np.float32)
+        self._pending = np.zeros(0, np.float32)
+
+    def probabilities(self, pcm: np.ndarray) -> np.ndarray:
+        """Speech probability of every 32 ms window completed by `pcm`."""
+        audio = np.concatenate([self._pending, pcm.astype(np.float32, copy=False)])
+        whole = audio.size // _WINDOW * _WINDOW
+        self._pending = audio[whole:]
+        if whole == 0:
+            return np.zeros(0, np.float32)
+        windows = audio[:whole].reshape(-1, _WINDOW)
+        contexts = np.concatenate([self._context[None, :], windows[:-1, -_CONTEXT:]])
+        self._context = windows[-1, -_CONTEXT:].copy()
+        batch = np.concatenate([contexts, windows], axis=1)
+        probs, self._h, self._c = self._session.run(
+            None, {"input": batch, "h": self._h, "c": self._c}
+        )
+        return np.asarray(probs, np.float32).reshape(-1)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointerOptions:
+    threshold: float = 0.5
+    """A window at or above this starts (or continues) speech."""
+    neg_threshold: float = 0.35
+    """Below this a window counts towards the silence that ends an utterance."""
+    min_speech_ms: int = 200
+    """Speech must last this long before an utterance starts (coughs and clicks do not)."""
+    end_silence_ms: int = 800
+    """Silence that ends an utterance (FunASR's default): short enough to feel live, long
+    enough that a breath inside a sentence does not cut it."""
+    pre_roll_ms: int = 300
+    """Audio kept before the detected start so the first word is whole."""
+    max_utterance_s: float = 25.0
+    """A monologue without a pause is cut here, below Whisper's 30 s window."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    at: float
+    """Stream time in seconds where the utterance's audio starts (pre-roll included)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnded:
+    at: float
+    forced: bool = False
+    """True when `max_utterance_s` cut it rather than a pause."""
+
+
+class Endpointer:
+    """Turns window probabilities into utterance boundaries on the stream's own timeline."""
+
+    def __init__(self, options: EndpointerOptions | None = None) -> None:
+        self.options = options or EndpointerOptions()
+        self._vad = SileroStream()
+        self._windows = 0
+        self._in_speech = False
+        self._speech_run = 0
+        self._silence_run = 0
+        self._start = 0.0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._in_speech
+
+    @property
+    def utterance_start(self) -> float:
+        return self._start
+
+    def feed(self, pcm: np.ndarray) -> list[SpeechStarted | SpeechEnded]:
+        opts = self.options
+        window_s = _WINDOW / SAMPLE_RATE
+        need_speech = max(1, round(opts.min_speech_ms / 1000 / window_s))
+        need_silence = max(1, round(opts.end_silence_ms / 1000 / window_s))
+        events: list[SpeechStarted | SpeechEnded] = []
+        for prob in self._vad.probabilities(pcm):
+            self._windows += 1
+            now = self._windows * window_s
+            if not self._in_speech:
+                self._speech_run = self._speech_run + 1 if prob >= opts.threshold else 0
+                if self._speech_run >= need_speech:
+                    self._in_speech = True
+                    self._silence_run = 0
+                    begun = now - self._speech_run * window_s - opts.pre_roll_ms / 1000
+                    self._start = max(0.0, begun)
+                    events.append(SpeechStarted(round(self._start, 3)))
+                continue
+            self._silence_run = self._silence_run + 1 if prob < opts.neg_threshold else 0
+            if self._silence_run >= need_silence:
+                # End a little after the last speech window: the pre-roll's twin at the end.
+                end = now - self._silence_run * window_s + opts.pre_roll_ms / 1000
+                events.append(SpeechEnded(round(min(end, now), 3)))
+                self._in_speech = False
+                self._speech_run = 0
+            elif now - self._start >= opts.max_utterance_s:
+                events.append(SpeechEnded(round(now, 3), forced=True))
+                # The talk goes on: the next utterance starts right here.
+                self._start = now
+                events.append(SpeechStarted(round(now, 3)))
+        return events

@@ -295,7 +295,7 @@ class WhisperEngine:
         ]
 
         # Without timestamp tokens the words are what segments are cut by, so align anyway.
-        if options.word_timestamps or options.without_timestamps:
+        if options.word_timestamps or (options.without_timestamps and options.split_segments):
             self._add_words(raw, durations, encoder_output, features, tokenizer)
 
         out: list[list[Segment]] = []
@@ -331,7 +331,8 @@ class WhisperEngine:
                     temperature=d.temperature,
                     tokens=tuple(part["tokens"]),
                 )
-                pieces = split_segment(whole) if options.without_timestamps else [whole]
+                split = options.without_timestamps and options.split_segments
+                pieces = split_segment(whole) if split else [whole]
                 for piece in pieces:
                     if not options.word_timestamps:
                         piece = replace(piece, words=())

@@ -1,0 +1,297 @@
+"""Live audio in, 2-pass results out: a state machine with no socket in it.
+
+`TwoPassSession.feed(pcm)` takes audio as it arrives and returns what can be said now:
+- while someone speaks, `Partial`s from a cheap partial decoder (tiny.en re-decoding the
+  utterance so far, or PocketSphinx decoding incrementally), every `partial_interval_s`;
+- at each endpoint (a pause, or `max_utterance_s` of talk without one), a `PendingFinal`: the
+  utterance's audio handed to the accurate offline model through its shared batcher, so finals of
+  many streams decode in one batch; `PendingFinal.result()` waits for it and gives the `Final`.
+Mode `offline` keeps the whole input and decodes it once, at `finish()`, through the offline
+pipeline (VAD, chunks, batch): one consolidated result, as FunASR's protocol wants.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+
+from asrserve.engine.engines.base import SAMPLE_RATE
+from asrserve.engine.errors import AudioTooLongError
+from asrserve.engine.options import DecodeOptions, TranscribeOptions
+from asrserve.engine.pipeline import Pipeline
+from asrserve.engine.types import Segment, Word
+from asrserve.engine.vad import Endpointer, EndpointerOptions, SpeechEnded, SpeechStarted
+
+log = logging.getLogger(__name__)
+
+
+class Mode(StrEnum):
+    OFFLINE = "offline"
+    ONLINE = "online"
+    TWO_PASS = "2pass"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamingOptions:
+    mode: Mode = Mode.TWO_PASS
+    partial_interval_s: float = 0.5
+    """How often the partial decoder looks at the utterance so far."""
+    endpointing: EndpointerOptions = field(default_factory=EndpointerOptions)
+    max_offline_s: float = 3600.0
+    """Offline mode keeps the whole input: this bounds its memory."""
+
+
+@dataclass(frozen=True, slots=True)
+class Partial:
+    utterance: int
+    text: str
+    """The whole utterance so far, as the partial decoder now hears it."""
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    utterance: int
+    text: str
+    start: float
+    end: float
+    segments: tuple[Segment, ...] = ()
+    """Times on the stream's timeline (seconds since the stream began)."""
+    forced: bool = False
+    """Cut at `max_utterance_s` rather than at a pause."""
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        return tuple(w for s in self.segments for w in s.words)
+
+
+@dataclass(slots=True)
+class PendingFinal:
+    """A final being decoded; `result()` blocks until it is (call it off the event loop)."""
+
+    utterance: int
+    start: float
+    end: float
+    future: Future[list[Segment]]
+    forced: bool = False
+
+    def result(self, timeout: float | None = None) -> Final:
+        segments = tuple(_shift(s, self.start, self.end) for s in self.future.result(timeout))
+        text = " ".join(s.text.strip() for s in segments if s.text.strip())
+        return Final(self.utterance, text, self.start, self.end, segments, self.forced)
+
+
+class PartialDecoder(Protocol):
+    """A cheap decoder for live text. One per stream; the session calls it from one thread."""
+
+    def update(self, utterance: np.ndarray, new_audio: np.ndarray) -> str:
+        """The current hypothesis for the utterance so far (`new_audio` is its newest part)."""
+        ...
+
+    def finish_utterance(self) -> str:
+        """The utterance ended: its best text by this decoder (online mode's final), and
+        forget it."""
+        ...
+
+    def close(self) -> None: ...
+
+
+Event = Partial | PendingFinal
+
+
+class TwoPassSession:
+    def __init__(
+        self,
+        final: Pipeline,
+        decode: DecodeOptions,
+        *,
+        options: StreamingOptions | None = None,
+        partials: PartialDecoder | None = None,
+    ) -> None:
+        self.final = final
+        self.decode = decode
+        self.options = options or StreamingOptions()
+        self.partials = partials if self.options.mode is not Mode.OFFLINE else None
+        self._endpointer = Endpointer(self.options.endpointing)
+        self._buffer = np.zeros(0, np.float32)
+        self._buffer_start = 0  # stream sample index of _buffer[0]
+        self._received = 0
+        self._utterance = 0
+        self._utterance_start: int | None = None  # sample index while speaking
+        self._last_partial_at = 0
+        self._last_partial_text = ""
+        self._offline: list[np.ndarray] = []
+        self._offline_samples = 0
+        self._finished = False
+
+    @property
+    def seconds_received(self) -> float:
+        return self._received / SAMPLE_RATE
+
+    def feed(self, pcm: np.ndarray) -> list[Event]:
+        if self._finished:
+            raise RuntimeError("this session has finished; start a new one")
+        pcm = np.asarray(pcm, np.float32)
+        if pcm.size == 0:
+            return []
+        if self.options.mode is Mode.OFFLINE:
+            return self._keep_for_offline(pcm)
+        self._buffer = np.concatenate([self._buffer, pcm])
+        self._received += pcm.size
+        events: list[Event] = []
+        for boundary in self._endpointer.feed(pcm):
+            if isinstance(boundary, SpeechStarted):
+                self._open(int(boundary.at * SAMPLE_RATE))
+            else:
+                events += self._close(int(boundary.at * SAMPLE_RATE), boundary)
+        if self._utterance_start is None:
+            self._trim_idle()
+        else:
+            events += self._maybe_partial()
+        return events
+
+    def finish(self) -> list[Event]:
+        """The input ended: flush the open utterance (or decode the whole offline input)."""
+        if self._finished:
+            return []
+        self._finished = True
+        if self.options.mode is Mode.OFFLINE:
+            return self._decode_offline()
+        events: list[Event] = []
+        if self._utterance_start is not None:
+            events += self._close(self._received, SpeechEnded(self._received / SAMPLE_RATE))
+        if self.partials is not None:
+            self.partials.close()
+        return events
+
+    # --- utterances --------------------------------------------------------------------------
+
+    def _open(self, at: int) -> None:
+        self._utterance_start = max(at, self._buffer_start)
+        self._last_partial_at = self._utterance_start
+        self._last_partial_text = ""
+
+    def _close(self, at: int, boundary: SpeechEnded) -> list[Event]:
+        start = self._utterance_start
+        if start is None:
+            return []
+        audio = self._slice(start, at)
+        self._utterance_start = None
+        events: list[Event] = []
+        cheap_final = ""
+        if self.partials is not None:
+            if self.options.mode is Mode.ONLINE and at > self._last_partial_at:
+                # Online finals come from the partial decoder: it must hear the utterance's end.
+                self.partials.update(audio, self._slice(self._last_partial_at, at))
+            cheap_final = self.partials.finish_utterance()
+        if self.options.mode is Mode.TWO_PASS and audio.size:
+            future = self.final.batcher.submit(audio, self.decode)
+            events.append(
+                PendingFinal(
+                    self._utterance, start / SAMPLE_RATE, at / SAMPLE_RATE, future, boundary.forced
+                )
+            )
+        elif self.options.mode is Mode.ONLINE and (cheap_final or self._last_partial_text):
+            # Online mode never runs the offline model: the partial decoder has the last word.
+            done: Future[list[Segment]] = Future()
+            text = cheap_final or self._last_partial_text
+            done.set_result([Segment(0, 0.0, (at - start) / SAMPLE_RATE, text)])
+            events.append(
+                PendingFinal(
+                    self._utterance, start / SAMPLE_RATE, at / SAMPLE_RATE, done, boundary.forced
+                )
+            )
+        self._utterance += 1
+        self._drop_before(at)
+        return events
+
+    def _maybe_partial(self) -> list[Event]:
+        if self.partials is None or self._utterance_start is None:
+            return []
+        interval = int(self.options.partial_interval_s * SAMPLE_RATE)
+        if self._received - self._last_partial_at < interval:
+            return []
+        # Incremental decoders must see every sample once: all audio since their last update.
+        new = self._slice(self._last_partial_at, self._received)
+        self._last_partial_at = self._received
+        audio = self._slice(self._utterance_start, self._received)
+        text = self.partials.update(audio, new).strip()
+        if not text or text == self._last_partial_text:
+            return []
+        self._last_partial_text = text
+        return [
+            Partial(
+                self._utterance,
+                text,
+                self._utterance_start / SAMPLE_RATE,
+                self._received / SAMPLE_RATE,
+            )
+        ]
+
+    # --- buffer ------------------------------------------------------------------------------
+
+    def _slice(self, start: int, end: int) -> np.ndarray:
+        a = max(0, start - self._buffer_start)
+        b = max(a, end - self._buffer_start)
+        return self._buffer[a:b].copy()
+
+    def _drop_before(self, sample: int) -> None:
+        cut = max(0, sample - self._buffer_start)
+        self._buffer = self._buffer[cut:]
+        self._buffer_start += cut
+
+    def _trim_idle(self) -> None:
+        # Between utterances only the pre-roll (plus the speech the endpointer is still
+        # confirming) can become part of the next one: keep a bounded tail.
+        ep = self.options.endpointing
+        keep = int((ep.pre_roll_ms + ep.min_speech_ms + 500) / 1000 * SAMPLE_RATE)
+        if self._buffer.size > keep:
+            self._drop_before(self._received - keep)
+
+    # --- offline mode ------------------------------------------------------------------------
+
+    def _keep_for_offline(self, pcm: np.ndarray) -> list[Event]:
+        self._offline_samples += pcm.size
+        if self._offline_samples > self.options.max_offline_s * SAMPLE_RATE:
+            raise AudioTooLongError(
+                f"Offline mode keeps the whole input, and it passed "
+                f"{self.options.max_offline_s:g} s; use 2pass mode for long live sessions or "
+                "send the file to the HTTP jobs API."
+            )
+        self._offline.append(pcm)
+        self._received += pcm.size
+        return []
+
+    def _decode_offline(self) -> list[Event]:
+        audio = np.concatenate(self._offline) if self._offline else np.zeros(0, np.float32)
+        self._offline = []
+        duration = audio.size / SAMPLE_RATE
+        future: Future[list[Segment]] = Future()
+        if audio.size == 0:
+            future.set_result([])
+        else:
+            try:
+                transcript = self.final.transcribe(audio, TranscribeOptions(decode=self.decode))
+            except Exception as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(list(transcript.segments))
+        return [PendingFinal(0, 0.0, duration, future)]
+
+
+def _shift(segment: Segment, offset: float, end: float) -> Segment:
+    def place(t: float) -> float:
+        return round(min(offset + t, end), 3)
+
+    words = tuple(replace(w, start=place(w.start), end=place(w.end)) for w in segment.words)
+    return replace(segment, start=place(segment.start), end=place(segment.end), words=words)
+
+
+PartialFactory = Callable[[], PartialDecoder]

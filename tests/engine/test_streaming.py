@@ -1,0 +1,178 @@
+"""The 2-pass session on real speech fed in 60 ms chunks, as a microphone client sends it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asrserve.engine.audio import decode
+from asrserve.engine.engines.pocketsphinx import PocketSphinxEngine
+from asrserve.engine.options import DecodeOptions
+from asrserve.engine.partials import IncrementalPartials, WhisperPartials
+from asrserve.engine.registry import LoadedModel, ModelRegistry
+from asrserve.engine.streaming import (
+    Final,
+    Mode,
+    Partial,
+    PendingFinal,
+    StreamingOptions,
+    TwoPassSession,
+)
+from asrserve.engine.vad import Endpointer, EndpointerOptions, SpeechEnded, SpeechStarted
+from asrserve.evaluation.devset import Clip
+from asrserve.evaluation.wer import word_errors
+
+SR = 16000
+CHUNK = 960  # 60 ms, what FunASR's microphone clients send
+EN = DecodeOptions(language="en")
+
+
+def chunks(audio: np.ndarray) -> Iterator[np.ndarray]:
+    for i in range(0, audio.size, CHUNK):
+        yield audio[i : i + CHUNK]
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * SR), np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny(registry: ModelRegistry) -> LoadedModel:
+    return registry.acquire("whisper-tiny.en")
+
+
+@pytest.fixture(scope="module")
+def two_utterances(jfk: Clip, en_clips: list[Clip]) -> tuple[np.ndarray, list[Clip], float]:
+    beckett = next(c for c in en_clips if c.id == "moonshine-beckett")
+    lead, gap = 1.0, 2.5
+    audio = np.concatenate(
+        [silence(lead), decode(jfk.audio), silence(gap), decode(beckett.audio), silence(1.5)]
+    )
+    return audio, [jfk, beckett], lead + jfk.duration + gap
+
+
+def run(
+    session: TwoPassSession, audio: np.ndarray
+) -> tuple[list[tuple[float, Partial | Final]], list[Final]]:
+    """Feed the audio; note when (in stream seconds) each event came out."""
+    timeline: list[tuple[float, Partial | Final]] = []
+    finals: list[Final] = []
+    for piece in chunks(audio):
+        for event in session.feed(piece):
+            resolved = event.result(120) if isinstance(event, PendingFinal) else event
+            timeline.append((session.seconds_received, resolved))
+            if isinstance(resolved, Final):
+                finals.append(resolved)
+    for event in session.finish():
+        resolved = event.result(120) if isinstance(event, PendingFinal) else event
+        timeline.append((session.seconds_received, resolved))
+        if isinstance(resolved, Final):
+            finals.append(resolved)
+    return timeline, finals
+
+
+def test_partials_while_speaking_then_an_accurate_final_per_utterance(
+    whisper_base: LoadedModel,
+    tiny: LoadedModel,
+    two_utterances: tuple[np.ndarray, list[Clip], float],
+) -> None:
+    audio, clips, second_start = two_utterances
+    session = TwoPassSession(whisper_base.pipeline, EN, partials=WhisperPartials(tiny.batcher, EN))
+    timeline, finals = run(session, audio)
+    # An utterance ends at every pause of 0.6 s: phrases, not whole recordings.
+    first = [f for f in finals if f.start < second_start - 0.5]
+    second = [f for f in finals if f.start >= second_start - 0.5]
+    assert first and second
+    for group, clip in ((first, clips[0]), (second, clips[1])):
+        text = " ".join(f.text for f in group)
+        assert word_errors([clip.text], [text]).rate < 0.1, text
+        assert any(p in text for p in ",.?!"), "finals come punctuated"
+    for final in finals:
+        assert final.words and all(
+            final.start <= w.start <= w.end <= final.end for w in final.words
+        )
+    # Word times are on the stream's timeline: the second recording starts after the gap.
+    assert first[0].start >= 0.5
+    assert second[0].words[0].start >= second_start - 0.5
+    assert [f.utterance for f in finals] == sorted(f.utterance for f in finals)
+    # Partials while the person speaks, before that utterance's final.
+    spoken = 0
+    for final in finals:
+        events = [(t, e) for t, e in timeline if e.utterance == final.utterance]
+        kinds = [type(e) for _, e in events]
+        assert kinds[-1] is Final and kinds.count(Final) == 1
+        partial_times = [t for t, e in events if isinstance(e, Partial)]
+        if final.end - final.start > 2.0:
+            assert partial_times, f"no partial during a {final.end - final.start:.1f} s utterance"
+            assert partial_times[0] < final.end - 0.5, "the first partial came while speaking"
+            spoken += 1
+    assert spoken >= 2
+
+
+def test_a_monologue_without_pauses_is_cut_at_the_maximum_length(
+    whisper_base: LoadedModel, jfk: Clip
+) -> None:
+    options = StreamingOptions(
+        endpointing=EndpointerOptions(end_silence_ms=5000, max_utterance_s=4.0)
+    )
+    session = TwoPassSession(whisper_base.pipeline, EN, options=options)
+    _, finals = run(session, decode(jfk.audio))
+    assert len(finals) >= 3
+    assert all(f.end - f.start <= 4.0 + 0.05 for f in finals)
+    assert all(f.forced for f in finals[:-1])
+    assert word_errors([jfk.text], [" ".join(f.text for f in finals)]).rate < 0.35
+
+
+def test_offline_mode_returns_one_consolidated_result(
+    whisper_base: LoadedModel, two_utterances: tuple[np.ndarray, list[Clip], float]
+) -> None:
+    audio, clips, _ = two_utterances
+    session = TwoPassSession(whisper_base.pipeline, EN, options=StreamingOptions(mode=Mode.OFFLINE))
+    timeline, finals = run(session, audio)
+    assert len(timeline) == len(finals) == 1
+    assert word_errors([" ".join(c.text for c in clips)], [finals[0].text]).rate < 0.1
+    assert finals[0].end == pytest.approx(audio.size / SR, abs=0.01)
+
+
+def test_online_mode_with_incremental_pocketsphinx_partials(
+    whisper_base: LoadedModel, jfk: Clip
+) -> None:
+    model_dir = Path(__import__("pocketsphinx").get_model_path("en-us"))
+    stream = PocketSphinxEngine(model_dir).open_stream(final_pass=True)
+    session = TwoPassSession(
+        whisper_base.pipeline, EN,
+        options=StreamingOptions(mode=Mode.ONLINE, partial_interval_s=0.25),
+        partials=IncrementalPartials(stream),
+    )  # fmt: skip
+    timeline, finals = run(session, np.concatenate([silence(0.5), decode(jfk.audio), silence(1.5)]))
+    partials = [e for _, e in timeline if isinstance(e, Partial)]
+    assert len(partials) >= 4
+    assert finals and all(isinstance(f, Final) for f in finals)
+    # PocketSphinx's end-of-utterance pass: 23 % on this clip when measured alone.
+    assert word_errors([jfk.text], [" ".join(f.text for f in finals)]).rate < 0.5
+
+
+def test_memory_stays_bounded_over_long_silence(whisper_base: LoadedModel) -> None:
+    session = TwoPassSession(whisper_base.pipeline, EN)
+    for piece in chunks(silence(60)):
+        assert session.feed(piece) == []
+    assert session._buffer.size < 2 * SR  # only the pre-roll tail is kept
+    assert session.finish() == []
+
+
+def test_endpointer_on_real_speech(jfk: Clip) -> None:
+    ep = Endpointer(EndpointerOptions(end_silence_ms=700))
+    events = []
+    audio = np.concatenate([silence(3), decode(jfk.audio), silence(2)])
+    for piece in chunks(audio):
+        events += ep.feed(piece)
+    starts = [e for e in events if isinstance(e, SpeechStarted)]
+    ends = [e for e in events if isinstance(e, SpeechEnded)]
+    assert starts and ends and len(starts) == len(ends)
+    assert 2.5 <= starts[0].at <= 3.5
+    assert 3 + jfk.duration - 1.5 <= ends[-1].at <= 3 + jfk.duration + 1.0
+    quiet = Endpointer()
+    assert all(quiet.feed(p) == [] for p in chunks(silence(5)))
