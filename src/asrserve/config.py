@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(
         30.0, ge=0, description="Deadline for in-flight work on SIGTERM."
     )
+    partial_model: str = Field(
+        "whisper-tiny.en", description="Live partials: whisper-tiny.en or pocketsphinx-en."
+    )
+    max_streams: int = Field(16, ge=1, description="Open WebSocket streams; more are refused.")
+    stream_idle_timeout_s: float = Field(
+        300.0, gt=0, description="Close a stream silent this long."
+    )
 
     @field_validator("api_keys", "cors_origins", "models_served", mode="before")
     @classmethod
@@ -133,6 +140,9 @@ class Settings(BaseSettings):
             job_retention_s=self.job_retention_hours * 3600,
             webhook_max_attempts=self.webhook_max_attempts,
             shutdown_grace_s=self.shutdown_grace_s,
+            partial_model=self.partial_model,
+            max_streams=self.max_streams,
+            stream_idle_timeout_s=self.stream_idle_timeout_s,
         )
 
     def limits(self) -> AudioLimits:

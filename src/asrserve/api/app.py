@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
 
 from asrserve import __version__
@@ -23,6 +23,7 @@ from asrserve.api.service import TranscriptionService
 from asrserve.engine.registry import ModelRegistry
 from asrserve.jobs import JobRunner, JobService, SQLiteJobStore, WebhookSender, registry_transcriber
 from asrserve.observability.metrics import Metrics
+from asrserve.ws.server import StreamServer, StreamServerOptions
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,17 @@ def create_app(options: ServerOptions | None = None) -> FastAPI:
             await anyio.to_thread.run_sync(
                 lambda: services.registry.release(services.registry.acquire(options.default_model))
             )
+        app.state.streams = StreamServer(
+            services.registry,
+            StreamServerOptions(
+                final_model=options.default_model,
+                partial_model=options.partial_model,
+                max_streams=options.max_streams,
+                idle_timeout_s=options.stream_idle_timeout_s,
+                limits=options.limits,
+            ),
+            metrics,
+        )
         # Started after the model is in: jobs a crash left running resume now.
         services.runner.start()
         log.info("service ready", extra={"model": options.default_model, "version": __version__})
@@ -95,6 +107,12 @@ def create_app(options: ServerOptions | None = None) -> FastAPI:
         dependencies=[Depends(require_api_key)],
     )
     errors.install(app)
+
+    @app.websocket("/")
+    async def funasr_stream(websocket: WebSocket) -> None:
+        """FunASR's real-time protocol (offline, online, 2pass) on the HTTP port."""
+        await websocket.app.state.streams.handle(websocket)
+
     for router in (transcriptions.router, jobs.router, models.router, legacy.router, health.router):
         app.include_router(router)
     if options.cors_origins:

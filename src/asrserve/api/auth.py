@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import Request
+from fastapi import WebSocketException
+from starlette.requests import HTTPConnection
 
 from asrserve.api.errors import ApiError
 
@@ -25,11 +26,18 @@ class ApiKeys:
         matches = [hmac.compare_digest(candidate, key) for key in self._keys]
         return any(matches)
 
-    def check(self, request: Request) -> None:
+    def check(self, request: HTTPConnection) -> None:
         if not self.enabled or request.url.path in OPEN_PATHS:
             return
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
+        if request.scope["type"] == "websocket":
+            # Browsers cannot set headers on a WebSocket: the key may come as ?api_key=.
+            presented = token.strip() if scheme.lower() == "bearer" else ""
+            presented = presented or request.query_params.get("api_key", "")
+            if not presented or not self.accepts(presented):
+                raise WebSocketException(1008, "An API key is needed: Bearer header or ?api_key=.")
+            return
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(
                 401,

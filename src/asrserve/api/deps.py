@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from asrserve.api.admission import Admission
 from asrserve.api.auth import ApiKeys
@@ -41,8 +42,8 @@ def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def require_api_key(request: Request) -> None:
-    get_services(request).api_keys.check(request)
+def require_api_key(connection: HTTPConnection) -> None:
+    connection.app.state.services.api_keys.check(connection)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

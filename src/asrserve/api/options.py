@@ -30,6 +30,10 @@ class ServerOptions:
     job_retention_s: float = 7 * 24 * 3600.0
     webhook_max_attempts: int = 5
     shutdown_grace_s: float = 30.0
+    partial_model: str = "whisper-tiny.en"
+    """Cheap model for live partials on the WebSocket (a Whisper name, or pocketsphinx-en)."""
+    max_streams: int = 16
+    stream_idle_timeout_s: float = 300.0
     preload: bool = True
     """Load the default model at start-up, so the first request does not pay for it."""
 

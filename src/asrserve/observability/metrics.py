@@ -83,6 +83,9 @@ class Metrics:
             "asrserve_requests_rejected", "Requests refused before decoding, by reason.",
             ["reason"], registry=self.registry,
         )  # fmt: skip
+        self.streams_active = Gauge(
+            "asrserve_streams_active", "Open real-time WebSocket streams.", registry=self.registry
+        )
         self.jobs_finished = Counter(
             "asrserve_jobs_finished", "Jobs that reached a final state.", ["state"],
             registry=self.registry,

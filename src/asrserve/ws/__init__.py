@@ -1,0 +1,1 @@
+"""FunASR-compatible real-time WebSocket service over the engine's TwoPassSession."""

@@ -1,0 +1,338 @@
+"""One FunASR-protocol WebSocket connection: receive audio, feed a TwoPassSession, send results.
+
+The receive loop feeds the session in a worker thread (VAD and partial decoding are CPU work)
+and hands its events to a sender task, which sends partials at once and each final as soon as
+the shared batcher has decoded it, in utterance order. A connection's failures (bad frames,
+a client that vanishes, a decode error) end that connection only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import numpy as np
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from asrserve.engine.audio import decode as decode_audio
+from asrserve.engine.audio import pcm16_to_float32, resample
+from asrserve.engine.engines.base import SAMPLE_RATE
+from asrserve.engine.errors import AsrError
+from asrserve.engine.options import AudioLimits, DecodeOptions, parse_hotwords
+from asrserve.engine.partials import IncrementalPartials, WhisperPartials
+from asrserve.engine.registry import LoadedModel, ModelRegistry
+from asrserve.engine.streaming import (
+    Mode,
+    Partial,
+    PartialDecoder,
+    PendingFinal,
+    StreamingOptions,
+    TwoPassSession,
+)
+from asrserve.observability.metrics import Metrics
+from asrserve.ws.protocol import (
+    ClientConfig,
+    DeltaTracker,
+    ProtocolError,
+    end_ack,
+    error_message,
+    final_message,
+    is_end_message,
+    parse_text_frame,
+    partial_message,
+)
+
+log = logging.getLogger(__name__)
+
+# WebSocket close codes (RFC 6455).
+NORMAL, GOING_AWAY, UNSUPPORTED, POLICY, TOO_BIG, INTERNAL, TRY_LATER = (
+    1000,
+    1001,
+    1003,
+    1008,
+    1009,
+    1011,
+    1013,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamServerOptions:
+    final_model: str = "whisper-base"
+    partial_model: str = "whisper-tiny.en"
+    """Cheap model for live partials: a Whisper name (re-decoding) or pocketsphinx-en."""
+    max_streams: int = 16
+    idle_timeout_s: float = 300.0
+    """A connection that sends nothing for this long is closed (pings keep it alive)."""
+    max_frame_bytes: int = 1 << 20
+    limits: AudioLimits = field(default_factory=AudioLimits)
+    streaming: StreamingOptions = field(default_factory=StreamingOptions)
+
+
+class StreamServer:
+    """Shared by every connection: the models (through the registry) and the stream slots."""
+
+    def __init__(
+        self, registry: ModelRegistry, options: StreamServerOptions, metrics: Metrics
+    ) -> None:
+        self.registry = registry
+        self.options = options
+        self.metrics = metrics
+        self.active = 0
+
+    async def handle(self, websocket: WebSocket) -> None:
+        offered = websocket.scope.get("subprotocols") or []
+        subprotocol = "binary" if "binary" in offered else None
+        await websocket.accept(subprotocol=subprotocol)
+        if self.active >= self.options.max_streams:
+            self.metrics.track_rejected("streams_full")
+            await _send(websocket, error_message(
+                "", "", f"The server is at its limit of {self.options.max_streams} streams; "
+                "retry in a few seconds.", "server_busy",
+            ))  # fmt: skip
+            await websocket.close(TRY_LATER)
+            return
+        self.active += 1
+        self.metrics.streams_active.inc()
+        try:
+            await Connection(self, websocket).run()
+        finally:
+            self.active -= 1
+            self.metrics.streams_active.dec()
+
+
+async def _send(websocket: WebSocket, message: dict[str, Any]) -> bool:
+    if websocket.client_state is not WebSocketState.CONNECTED:
+        return False
+    try:
+        await websocket.send_json(message)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return False
+    return True
+
+
+class Connection:
+    def __init__(self, server: StreamServer, websocket: WebSocket) -> None:
+        self.server = server
+        self.websocket = websocket
+        self.config: ClientConfig | None = None
+        self.session: TwoPassSession | None = None
+        self.final_model: LoadedModel | None = None
+        self.partial_model: LoadedModel | None = None
+        self.events: asyncio.Queue[tuple[PendingFinal | Partial, bool] | None] = asyncio.Queue()
+        self.sender: asyncio.Task[None] | None = None
+        self.encoded = bytearray()
+        self.odd_byte = b""
+        self.received_s = 0.0
+
+    @property
+    def mode(self) -> str:
+        return self.config.mode if self.config else ""
+
+    @property
+    def wav_name(self) -> str:
+        return self.config.wav_name if self.config else ""
+
+    async def run(self) -> None:
+        try:
+            await self._receive_loop()
+        except ProtocolError as exc:
+            await self._fail(str(exc), "protocol_error", POLICY)
+        except AsrError as exc:
+            await self._fail(str(exc), exc.code, UNSUPPORTED)
+        except WebSocketDisconnect:
+            log.info("client went away", extra={"wav_name": self.wav_name})
+        except Exception as exc:
+            log.exception("stream failed", extra={"wav_name": self.wav_name})
+            await self._fail(
+                f"The server failed on this stream ({type(exc).__name__}).",
+                "internal_error",
+                INTERNAL,
+            )
+        finally:
+            await self._shutdown()
+
+    async def _receive_loop(self) -> None:
+        options = self.server.options
+        while True:
+            try:
+                message = await asyncio.wait_for(self.websocket.receive(), options.idle_timeout_s)
+            except TimeoutError:
+                await self._fail(
+                    f"No data for {options.idle_timeout_s:g} s; closing the idle stream.",
+                    "idle_timeout",
+                    GOING_AWAY,
+                )
+                return
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            if message.get("text") is not None:
+                if await self._on_text(message["text"]):
+                    return
+            elif message.get("bytes") is not None:
+                await self._on_audio(message["bytes"])
+
+    async def _on_text(self, text: str) -> bool:
+        """Handles a text frame; True when the stream has ended."""
+        data, config = parse_text_frame(text)
+        if config is not None and self.config is None:
+            await self._start(config)
+        if is_end_message(data):
+            if self.config is None:
+                raise ProtocolError("The stream ended before its configuration message.")
+            await self._finish(ack=bool(data.get("is_end")))
+            return True
+        return False
+
+    async def _start(self, config: ClientConfig) -> None:
+        self.config = config
+        options = self.server.options
+        registry = self.server.registry
+        self.final_model = await anyio.to_thread.run_sync(registry.acquire, options.final_model)
+        decode = DecodeOptions(language=config.language, hotwords=parse_hotwords(config.hotwords))
+        mode = Mode(config.mode)
+        partials: PartialDecoder | None = None
+        if mode is not Mode.OFFLINE:
+            partials = await anyio.to_thread.run_sync(self._partials, mode, decode)
+        streaming = StreamingOptions(
+            mode=mode,
+            partial_interval_s=options.streaming.partial_interval_s,
+            endpointing=options.streaming.endpointing,
+            max_offline_s=options.limits.max_duration_s or options.streaming.max_offline_s,
+        )
+        self.session = TwoPassSession(
+            self.final_model.pipeline, decode, options=streaming, partials=partials
+        )
+        self.sender = asyncio.create_task(self._send_events())
+        log.info(
+            "stream started",
+            extra={"wav_name": config.wav_name, "mode": config.mode, "format": config.wav_format},
+        )
+
+    def _partials(self, mode: Mode, decode: DecodeOptions) -> PartialDecoder:
+        name = self.server.options.partial_model
+        self.partial_model = self.server.registry.acquire(name)
+        engine = self.partial_model.engine
+        open_stream = getattr(engine, "open_stream", None)
+        if open_stream is not None:
+            # Incremental engines: online finals come from their own end-of-utterance pass.
+            return IncrementalPartials(open_stream(final_pass=mode is Mode.ONLINE))
+        return WhisperPartials(self.partial_model.batcher, decode)
+
+    async def _on_audio(self, frame: bytes) -> None:
+        if self.config is None or self.session is None:
+            raise ProtocolError(
+                "Audio arrived before the configuration message; send the JSON first."
+            )
+        limit = self.server.options.max_frame_bytes
+        if len(frame) > limit:
+            await self._fail(
+                f"An audio frame of {len(frame)} bytes is over the {limit}-byte limit.",
+                "frame_too_large",
+                TOO_BIG,
+            )
+            raise WebSocketDisconnect(TOO_BIG)
+        if not self.config.is_pcm:
+            self._keep_encoded(frame)
+            return
+        data = self.odd_byte + frame
+        # A frame may split a 16-bit sample: keep the odd byte for the next one.
+        self.odd_byte, data = (data[-1:], data[:-1]) if len(data) % 2 else (b"", data)
+        if not data:
+            return
+        pcm = pcm16_to_float32(data)
+        if self.config.audio_fs != SAMPLE_RATE:
+            pcm = resample(pcm, self.config.audio_fs, SAMPLE_RATE)
+        await self._feed(pcm)
+
+    def _keep_encoded(self, frame: bytes) -> None:
+        max_bytes = self.server.options.limits.max_bytes
+        if max_bytes is not None and len(self.encoded) + len(frame) > max_bytes:
+            raise ProtocolError(f"The encoded audio is over the {max_bytes}-byte limit.")
+        self.encoded += frame
+
+    async def _feed(self, pcm: np.ndarray, *, final: bool = False) -> None:
+        session = self.session
+        assert session is not None
+        events = await anyio.to_thread.run_sync(session.feed, pcm)
+        for event in events:
+            self.events.put_nowait((event, final))
+
+    async def _finish(self, *, ack: bool) -> None:
+        session = self.session
+        assert session is not None and self.config is not None
+        if self.encoded:
+            audio = await anyio.to_thread.run_sync(
+                lambda: decode_audio(bytes(self.encoded), limits=self.server.options.limits)
+            )
+            self.encoded = bytearray()
+            for i in range(0, audio.size, SAMPLE_RATE * 10):
+                await self._feed(audio[i : i + SAMPLE_RATE * 10])
+        for event in await anyio.to_thread.run_sync(session.finish):
+            self.events.put_nowait((event, True))
+        self.events.put_nowait(None)
+        if self.sender is not None:
+            await self.sender
+            self.sender = None
+        if ack:
+            await _send(self.websocket, end_ack(self.mode, self.wav_name))
+        log.info(
+            "stream finished",
+            extra={"wav_name": self.wav_name, "seconds": round(session.seconds_received, 3)},
+        )
+        with contextlib.suppress(RuntimeError, OSError):
+            await self.websocket.close(NORMAL)
+
+    async def _send_events(self) -> None:
+        deltas = DeltaTracker()
+        last_text: dict[int, str] = {}
+        while (item := await self.events.get()) is not None:
+            event, after_end = item
+            if isinstance(event, Partial):
+                delta = deltas.delta(event)
+                if delta or last_text.get(event.utterance) != event.text:
+                    last_text[event.utterance] = event.text
+                    await _send(
+                        self.websocket, partial_message(self.mode, self.wav_name, delta, event)
+                    )
+                continue
+            try:
+                await asyncio.wrap_future(event.future)
+                final = event.result()
+            except Exception as exc:
+                log.warning("final decode failed", exc_info=exc, extra={"wav_name": self.wav_name})
+                code = getattr(exc, "code", "decode_error")
+                await _send(self.websocket, error_message(self.mode, self.wav_name, str(exc), code))
+                continue
+            # The last results, flushed after the end message, carry is_final (FunASR's clients
+            # wait for it); finals sent while the person still speaks do not.
+            is_final = after_end and self.events.qsize() <= 1  # only the end marker is left
+            message = final_message(self.mode, self.wav_name, final, is_final=is_final)
+            if self.mode == Mode.ONLINE:
+                # Online clients append every text they get: send only what they lack.
+                message["text"] = deltas.remainder(final.utterance, final.text)
+                message["utterance_text"] = final.text
+            await _send(self.websocket, message)
+
+    async def _fail(self, message: str, code: str, close_code: int) -> None:
+        log.info(
+            "stream refused", extra={"wav_name": self.wav_name, "code": code, "error": message}
+        )
+        await _send(self.websocket, error_message(self.mode, self.wav_name, message, code))
+        with contextlib.suppress(RuntimeError, OSError):
+            await self.websocket.close(close_code)
+
+    async def _shutdown(self) -> None:
+        if self.sender is not None:
+            self.sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.sender
+        if self.session is not None and self.session.partials is not None:
+            await anyio.to_thread.run_sync(self.session.partials.close)
+        for model in (self.final_model, self.partial_model):
+            if model is not None:
+                self.server.registry.release(model)

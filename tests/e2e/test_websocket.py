@@ -1,0 +1,312 @@
+"""FunASR's WebSocket protocol against a live server, driven by the `websockets` library.
+
+Each test is one behaviour of shared/protocols/funasr-websocket.md: the modes, the input
+forms, the compatibility traps real clients depend on, and robustness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from asrserve.engine.audio import decode, float32_to_pcm16, resample
+from asrserve.evaluation.devset import Clip
+from asrserve.evaluation.wer import word_errors
+from tests.e2e.server import ServerProcess, start_server
+from tests.support.media import encode
+
+FRAME = 1920  # bytes: 60 ms of 16 kHz s16le, what FunASR's clients send
+
+
+def config(**overrides: Any) -> str:
+    base = {
+        "mode": "2pass",
+        "chunk_size": [5, 10, 5],
+        "chunk_interval": 10,
+        "wav_name": "test",
+        "wav_format": "pcm",
+        "audio_fs": 16000,
+        "is_speaking": True,
+        "hotwords": "",
+        "itn": True,
+    }
+    return json.dumps({**base, **overrides})
+
+
+def pcm_of(clip: Clip, *, lead: float = 0.5, tail: float = 1.5, rate: int = 16000) -> bytes:
+    audio = np.concatenate(
+        [
+            np.zeros(int(lead * 16000), np.float32),
+            decode(clip.audio),
+            np.zeros(int(tail * 16000), np.float32),
+        ]
+    )
+    if rate != 16000:
+        audio = resample(audio, 16000, rate)
+    return float32_to_pcm16(audio)
+
+
+def ws_url(server: ServerProcess) -> str:
+    return server.url.replace("http://", "ws://") + "/"
+
+
+async def session(
+    url: str,
+    first: str,
+    audio: bytes,
+    *,
+    end: dict[str, Any] | None = None,
+    frame: int = FRAME,
+    pace: float = 0.0,
+) -> list[dict[str, Any]]:
+    """One client session; returns every message the server sent, in order."""
+    messages: list[dict[str, Any]] = []
+    async with websockets.connect(url, subprotocols=["binary"], max_size=None) as ws:
+        assert ws.subprotocol == "binary"
+
+        async def receive() -> None:
+            try:
+                async for raw in ws:
+                    messages.append(json.loads(raw))
+            except ConnectionClosed:
+                pass
+
+        reader = asyncio.create_task(receive())
+        await ws.send(first)
+        for i in range(0, len(audio), frame):
+            await ws.send(audio[i : i + frame])
+            if pace:
+                await asyncio.sleep(pace)
+        await ws.send(
+            json.dumps(end if end is not None else {"is_speaking": False, "is_end": True})
+        )
+        await asyncio.wait_for(reader, 120)
+    return messages
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def finals(messages: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
+    return [m for m in messages if m["mode"] == mode]
+
+
+def test_2pass_partials_then_punctuated_finals_then_the_end_ack(
+    server: ServerProcess, jfk: Clip
+) -> None:
+    messages = run(session(ws_url(server), config(), pcm_of(jfk), pace=0.005))
+    assert all("text" in m for m in messages), "text is in every message"
+    kinds = [m["mode"] for m in messages]
+    assert kinds[0] == "2pass-online", "a partial arrives before any final"
+    assert kinds.count("2pass-online") >= 3
+    offline = finals(messages, "2pass-offline")
+    assert offline
+    text = " ".join(m["text"] for m in offline)
+    assert word_errors([jfk.text], [text]).rate < 0.2, text
+    assert any(c in text for c in ",.?!")
+    for m in offline:
+        assert m["timestamp"] and all(
+            0 <= a <= b <= (jfk.duration + 2) * 1000 for a, b in m["timestamp"]
+        )
+        assert m["stamp_sents"] and m["stamp_sents"][0]["ts_list"]
+    assert all(m["is_final"] is False for m in messages if m["mode"] == "2pass-online")
+    assert messages[-1] == {
+        "mode": "2pass",
+        "wav_name": "test",
+        "text": "",
+        "is_final": True,
+        "is_end": True,
+    }
+
+
+def test_offline_mode_sends_one_consolidated_result_for_a_long_file(
+    server: ServerProcess, en_long_clips: list[Clip]
+) -> None:
+    clip = next(c for c in en_long_clips if c.id == "moonshine-two_cities")
+    messages = run(
+        session(ws_url(server), config(mode="offline", chunk_size="5,10,5"), pcm_of(clip))
+    )
+    results = finals(messages, "offline")
+    assert len(results) == 2 and results[-1].get("is_end")
+    result = results[0]
+    assert result["is_final"] is True
+    assert word_errors([clip.text], [result["text"]]).rate < 0.05, "the whole file, not truncated"
+    assert len(result["stamp_sents"]) >= 3
+
+
+def test_online_mode_deltas_append_to_the_text(server: ServerProcess, jfk: Clip) -> None:
+    messages = run(session(ws_url(server), config(mode="online"), pcm_of(jfk), pace=0.005))
+    assert {m["mode"] for m in messages[:-1]} == {"online"}
+    appended = "".join(m["text"] for m in messages[:-1] if m["text"]).replace("  ", " ")
+    # What FunASR's clients show: the concatenation of every online text.
+    assert word_errors([jfk.text], [appended]).rate < 0.35, appended
+
+
+@pytest.mark.parametrize("rate", [8000, 44100])
+def test_pcm_at_other_sample_rates_is_resampled(
+    server: ServerProcess, jfk: Clip, rate: int
+) -> None:
+    messages = run(
+        session(ws_url(server), config(mode="offline", audio_fs=rate), pcm_of(jfk, rate=rate))
+    )
+    assert word_errors([jfk.text], [finals(messages, "offline")[0]["text"]]).rate < 0.1
+
+
+def test_encoded_file_input(server: ServerProcess, jfk: Clip, tmp_path: Path) -> None:
+    mp3 = encode(decode(jfk.audio), 16000, "mp3", tmp_path / "jfk.mp3", rate=44100)
+    messages = run(
+        session(
+            ws_url(server), config(mode="offline", wav_format="mp3"), mp3.read_bytes(), frame=4096
+        )
+    )
+    assert word_errors([jfk.text], [finals(messages, "offline")[0]["text"]]).rate < 0.1
+
+
+@pytest.mark.parametrize(
+    "form",
+    ['{"Montreal Forced Aligner": 20}', "Montreal Forced Aligner,MFA", "Montreal Forced Aligner"],
+)
+def test_hotwords_in_every_form_reach_the_decoder(
+    server: ServerProcess, en_clips: list[Clip], form: str
+) -> None:
+    clip = next(c for c in en_clips if c.id == "mfa-mfa_breathy")
+    plain = run(session(ws_url(server), config(mode="offline"), pcm_of(clip)))
+    hinted = run(session(ws_url(server), config(mode="offline", hotwords=form), pcm_of(clip)))
+    plain_text = finals(plain, "offline")[0]["text"].lower()
+    hinted_text = finals(hinted, "offline")[0]["text"].lower()
+    assert "aligner" in hinted_text, hinted_text
+    assert (
+        word_errors([clip.text], [hinted_text]).rate < word_errors([clip.text], [plain_text]).rate
+    )
+
+
+def test_an_old_client_end_message_still_flushes_the_final(
+    server: ServerProcess, jfk: Clip
+) -> None:
+    messages = run(
+        session(ws_url(server), config(), pcm_of(jfk, tail=0.2), end={"is_speaking": False})
+    )
+    offline = finals(messages, "2pass-offline")
+    assert offline and offline[-1]["is_final"] is True
+    assert not any(m.get("is_end") for m in messages), "no ack without is_end"
+    assert word_errors([jfk.text], [" ".join(m["text"] for m in offline)]).rate < 0.2
+
+
+async def _expect_error(url: str, *sends: str | bytes) -> tuple[dict[str, Any], int | None]:
+    async with websockets.connect(url, subprotocols=["binary"]) as ws:
+        for item in sends:
+            await ws.send(item)
+        message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 30)
+        return message, ws.close_code
+
+
+@pytest.mark.parametrize(
+    ("sends", "close_code", "says"),
+    [
+        (("{not json",), 1008, "not JSON"),
+        ((b"\x00\x01" * 100,), 1008, "before the configuration"),
+        ((config(mode="3pass"),), 1008, "mode"),
+        ((config(audio_fs=12),), 1008, "audio_fs"),
+        ((config(), b"\0" * (2 << 20)), 1009, "limit"),
+    ],
+)
+def test_bad_input_gets_an_error_message_and_a_clean_close(
+    server: ServerProcess, sends: tuple[str | bytes, ...], close_code: int, says: str
+) -> None:
+    message, code = run(_expect_error(ws_url(server), *sends))
+    assert message["text"] == "" and says in message["error"]
+    assert code == close_code
+    assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+def test_a_client_vanishing_mid_utterance_disturbs_no_one(server: ServerProcess, jfk: Clip) -> None:
+    async def vanish() -> None:
+        ws = await websockets.connect(ws_url(server), subprotocols=["binary"])
+        await ws.send(config())
+        audio = pcm_of(jfk)
+        for i in range(0, len(audio) // 2, FRAME):
+            await ws.send(audio[i : i + FRAME])
+        ws.transport.abort()  # gone, without a close handshake
+
+    async def both() -> list[dict[str, Any]]:
+        other = asyncio.create_task(session(ws_url(server), config(mode="offline"), pcm_of(jfk)))
+        await vanish()
+        return await other
+
+    messages = run(both())
+    assert word_errors([jfk.text], [finals(messages, "offline")[0]["text"]]).rate < 0.1
+    deadline = time.monotonic() + 30
+    while "asrserve_streams_active 0.0" not in httpx.get(f"{server.url}/metrics").text:
+        assert time.monotonic() < deadline, "the vanished stream was never cleaned up"
+        time.sleep(0.2)
+
+
+def test_four_concurrent_streams_are_all_right(
+    server: ServerProcess, jfk: Clip, en_clips: list[Clip]
+) -> None:
+    clips = [jfk, *[c for c in en_clips if c.id.startswith("psx-librivox")][:3]]
+
+    async def all_at_once() -> list[list[dict[str, Any]]]:
+        return await asyncio.gather(
+            *(session(ws_url(server), config(), pcm_of(c), pace=0.002) for c in clips)
+        )
+
+    for clip, messages in zip(clips, run(all_at_once()), strict=True):
+        text = " ".join(m["text"] for m in finals(messages, "2pass-offline"))
+        assert word_errors([clip.text], [text]).rate < 0.25, (clip.id, text)
+
+
+@pytest.fixture(scope="module")
+def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = start_server(
+        tmp_path_factory.mktemp("tight"), name="tight", max_streams="1", stream_idle_timeout_s="2"
+    )
+    yield proc
+    proc.stop()
+
+
+def test_pings_are_answered_and_idle_streams_closed(tight: ServerProcess) -> None:
+    async def idle() -> tuple[float, dict[str, Any], int | None]:
+        async with websockets.connect(ws_url(tight), subprotocols=["binary"]) as ws:
+            await ws.send(config())
+            pong_wait = await ws.ping()
+            latency = await asyncio.wait_for(pong_wait, 10)
+            message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 30)
+            return latency, message, ws.close_code
+
+    latency, message, code = run(idle())
+    assert latency >= 0
+    assert message["code"] == "idle_timeout" and "text" in message
+    assert code == 1001
+
+
+def test_a_full_server_refuses_clearly(tight: ServerProcess, jfk: Clip) -> None:
+    async def two() -> tuple[dict[str, Any], int | None]:
+        async with websockets.connect(ws_url(tight), subprotocols=["binary"]) as first:
+            await first.send(config())
+            await first.send(pcm_of(jfk)[: FRAME * 5])
+            await asyncio.sleep(0.5)
+            async with websockets.connect(ws_url(tight), subprotocols=["binary"]) as second:
+                refusal = json.loads(await asyncio.wait_for(second.recv(), 30))
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(second.recv(), 30)
+                return refusal, second.close_code
+
+    refusal, code = run(two())
+    assert refusal["code"] == "server_busy" and "limit of 1" in refusal["error"]
+    assert code == 1013
