@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     stream_idle_timeout_s: float = Field(
         300.0, gt=0, description="Close a stream silent this long."
     )
+    stream_port: int | None = Field(
+        None, ge=1, le=65535, description="Also listen here (FunASR's clients default to 10095)."
+    )
+    tls_certfile: Path | None = Field(None, description="Serve https/wss with this certificate.")
+    tls_keyfile: Path | None = Field(None, description="The certificate's private key.")
+    tls_self_signed: bool = Field(False, description="Generate a self-signed certificate.")
 
     @field_validator("api_keys", "cors_origins", "models_served", mode="before")
     @classmethod

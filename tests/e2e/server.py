@@ -53,7 +53,8 @@ def start_server(
         ASRSERVE_LOG_FORMAT="json",
         **{f"ASRSERVE_{k.upper()}": v for k, v in settings.items()},
     )
-    return launch(f"http://127.0.0.1:{port}", tmp / f"{name}.log", data_dir, env, ready_timeout)
+    scheme = "https" if settings.get("tls_self_signed") == "true" else "http"
+    return launch(f"{scheme}://127.0.0.1:{port}", tmp / f"{name}.log", data_dir, env, ready_timeout)
 
 
 def launch(
@@ -72,7 +73,7 @@ def launch(
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log[-4000:]}")
         try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/ready", timeout=2, verify=False).status_code == 200:
                 return server
         except httpx.TransportError:
             pass
