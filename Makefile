@@ -36,6 +36,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: $(STAMP) test-data models lint
+	scripts/install_browser.sh
 	$(BIN)/pytest
 
 format: $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,12 +56,14 @@ def two_utterances(jfk: Clip, en_clips: list[Clip]) -> tuple[np.ndarray, list[Cl
 
 
 def run(
-    session: TwoPassSession, audio: np.ndarray
+    session: TwoPassSession, audio: np.ndarray, pace: float = 0.0
 ) -> tuple[list[tuple[float, Partial | Final]], list[Final]]:
-    """Feed the audio; note when (in stream seconds) each event came out."""
+    """Feed the audio (`pace` seconds per 60 ms chunk); note when, in stream seconds, each
+    event came out."""
     timeline: list[tuple[float, Partial | Final]] = []
     finals: list[Final] = []
     for piece in chunks(audio):
+        time.sleep(pace)
         for event in session.feed(piece):
             resolved = event.result(120) if isinstance(event, PendingFinal) else event
             timeline.append((session.seconds_received, resolved))
@@ -81,7 +84,8 @@ def test_partials_while_speaking_then_an_accurate_final_per_utterance(
 ) -> None:
     audio, clips, second_start = two_utterances
     session = TwoPassSession(whisper_base.pipeline, EN, partials=WhisperPartials(tiny.batcher, EN))
-    timeline, finals = run(session, audio)
+    # Twice real time: partials are decoded beside the stream and need time to come back.
+    timeline, finals = run(session, audio, pace=0.03)
     # An utterance ends at every pause of 0.6 s: phrases, not whole recordings.
     first = [f for f in finals if f.start < second_start - 0.5]
     second = [f for f in finals if f.start >= second_start - 0.5]

@@ -18,7 +18,7 @@ from asrserve.api.deps import Services, require_api_key
 from asrserve.api.forms import options_from_record
 from asrserve.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from asrserve.api.options import ServerOptions
-from asrserve.api.routes import health, jobs, legacy, models, transcriptions
+from asrserve.api.routes import demo, health, jobs, legacy, models, transcriptions
 from asrserve.api.service import TranscriptionService
 from asrserve.engine.registry import ModelRegistry
 from asrserve.jobs import JobRunner, JobService, SQLiteJobStore, WebhookSender, registry_transcriber
@@ -113,7 +113,14 @@ def create_app(options: ServerOptions | None = None) -> FastAPI:
         """FunASR's real-time protocol (offline, online, 2pass) on the HTTP port."""
         await websocket.app.state.streams.handle(websocket)
 
-    for router in (transcriptions.router, jobs.router, models.router, legacy.router, health.router):
+    for router in (
+        transcriptions.router,
+        jobs.router,
+        models.router,
+        legacy.router,
+        health.router,
+        demo.router,
+    ):
         app.include_router(router)
     if options.cors_origins:
         app.add_middleware(

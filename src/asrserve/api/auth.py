@@ -9,7 +9,8 @@ from starlette.requests import HTTPConnection
 
 from asrserve.api.errors import ApiError
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
+# The demo page holds no secret; the calls it makes carry the key the user types.
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/demo"})
 
 
 class ApiKeys:

@@ -9,37 +9,62 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
 
 from asrserve.engine.batching import DynamicBatcher
+from asrserve.engine.engines.base import SAMPLE_RATE
 from asrserve.engine.options import DecodeOptions
 from asrserve.engine.types import Segment
 
 
 class WhisperPartials:
-    def __init__(self, batcher: DynamicBatcher, decode: DecodeOptions) -> None:
+    """Never blocks the stream: at most one re-decode in flight; its text is picked up by a
+    later `update`. Under load a stream gets fewer partials, never falls behind real time."""
+
+    def __init__(
+        self, batcher: DynamicBatcher, decode: DecodeOptions, *, interval_s: float = 0.5
+    ) -> None:
         self.batcher = batcher
         # Partials are replaced within half a second: greedy and unaligned is what they need.
         self.decode = replace(
             decode, beam_size=1, temperatures=(0.0,), word_timestamps=False,
             split_segments=False, language=decode.language or "en",
         )  # fmt: skip
+        self.interval = int(interval_s * SAMPLE_RATE)
+        self._pending: Future[list[Segment]] | None = None
+        self._submitted = 0  # utterance samples the last re-decode covered
         self._last = ""
 
     def update(self, utterance: np.ndarray, new_audio: np.ndarray) -> str:
-        segments = self.batcher.submit(utterance, self.decode).result()
-        self._last = " ".join(s.text.strip() for s in segments if s.text.strip())
+        if self._pending is not None and self._pending.done():
+            if not self._pending.cancelled() and self._pending.exception() is None:
+                self._last = _text(self._pending.result())
+            self._pending = None
+        if self._pending is None and utterance.size - self._submitted >= self.interval:
+            self._pending = self.batcher.submit(utterance.copy(), self.decode)
+            self._submitted = utterance.size
         return self._last
 
-    def finish_utterance(self) -> str:
-        last, self._last = self._last, ""
-        return last
+    def finish_utterance(self, utterance: np.ndarray) -> str:
+        """Online mode's final: the whole utterance, decoded now (this one call waits)."""
+        self.reset()
+        return _text(self.batcher.submit(utterance.copy(), self.decode).result())
+
+    def reset(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+        self._pending, self._submitted, self._last = None, 0, ""
 
     def close(self) -> None:
-        pass
+        self.reset()
+
+
+def _text(segments: list[Segment]) -> str:
+    return " ".join(s.text.strip() for s in segments if s.text.strip())
 
 
 class _IncrementalStream(Protocol):
@@ -57,10 +82,13 @@ class IncrementalPartials:
     def update(self, utterance: np.ndarray, new_audio: np.ndarray) -> str:
         return self.stream.accept(new_audio)
 
-    def finish_utterance(self) -> str:
+    def finish_utterance(self, utterance: np.ndarray) -> str:
         # The engine's end-of-utterance pass (PocketSphinx decodes the utterance again with
         # whole-utterance normalisation) is far better than its last live hypothesis.
-        return " ".join(s.text.strip() for s in self.stream.finish() if s.text.strip())
+        return _text(self.stream.finish())
+
+    def reset(self) -> None:
+        self.stream.finish()
 
     def close(self) -> None:
         self.stream.close()

@@ -2,7 +2,7 @@
 
 `TwoPassSession.feed(pcm)` takes audio as it arrives and returns what can be said now:
 - while someone speaks, `Partial`s from a cheap partial decoder (tiny.en re-decoding the
-  utterance so far, or PocketSphinx decoding incrementally), every `partial_interval_s`;
+  utterance so far without ever blocking the stream, or PocketSphinx decoding incrementally);
 - at each endpoint (a pause, or `max_utterance_s` of talk without one), a `PendingFinal`: the
   utterance's audio handed to the accurate offline model through its shared batcher, so finals of
   many streams decode in one batch; `PendingFinal.result()` waits for it and gives the `Final`.
@@ -41,7 +41,7 @@ class Mode(StrEnum):
 class StreamingOptions:
     mode: Mode = Mode.TWO_PASS
     partial_interval_s: float = 0.5
-    """How often the partial decoder looks at the utterance so far."""
+    """How much new audio a re-decoding partial decoder waits for before it decodes again."""
     endpointing: EndpointerOptions = field(default_factory=EndpointerOptions)
     max_offline_s: float = 3600.0
     """Offline mode keeps the whole input: this bounds its memory."""
@@ -92,12 +92,16 @@ class PartialDecoder(Protocol):
     """A cheap decoder for live text. One per stream; the session calls it from one thread."""
 
     def update(self, utterance: np.ndarray, new_audio: np.ndarray) -> str:
-        """The current hypothesis for the utterance so far (`new_audio` is its newest part)."""
+        """Called with every chunk of an utterance (`new_audio` is its newest part): the
+        current hypothesis for the utterance so far. Must not block for long."""
         ...
 
-    def finish_utterance(self) -> str:
-        """The utterance ended: its best text by this decoder (online mode's final), and
-        forget it."""
+    def finish_utterance(self, utterance: np.ndarray) -> str:
+        """The utterance ended: its best text by this decoder (online mode's final); forget it."""
+        ...
+
+    def reset(self) -> None:
+        """The utterance ended and its text is not needed (2pass: the final model has it)."""
         ...
 
     def close(self) -> None: ...
@@ -186,11 +190,13 @@ class TwoPassSession:
         self._utterance_start = None
         events: list[Event] = []
         cheap_final = ""
-        if self.partials is not None:
-            if self.options.mode is Mode.ONLINE and at > self._last_partial_at:
+        if self.partials is not None and self.options.mode is Mode.ONLINE:
+            if at > self._last_partial_at:
                 # Online finals come from the partial decoder: it must hear the utterance's end.
                 self.partials.update(audio, self._slice(self._last_partial_at, at))
-            cheap_final = self.partials.finish_utterance()
+            cheap_final = self.partials.finish_utterance(audio)
+        elif self.partials is not None:
+            self.partials.reset()
         if self.options.mode is Mode.TWO_PASS and audio.size:
             future = self.final.batcher.submit(audio, self.decode)
             events.append(
@@ -215,14 +221,11 @@ class TwoPassSession:
     def _maybe_partial(self) -> list[Event]:
         if self.partials is None or self._utterance_start is None:
             return []
-        interval = int(self.options.partial_interval_s * SAMPLE_RATE)
-        if self._received - self._last_partial_at < interval:
-            return []
-        # Incremental decoders must see every sample once: all audio since their last update.
-        new = self._slice(self._last_partial_at, self._received)
+        # Every chunk goes to the partial decoder (incremental ones must hear each sample once);
+        # it decides how often to re-decode. Views, not copies: this runs every 60 ms.
+        new = self._view(self._last_partial_at, self._received)
         self._last_partial_at = self._received
-        audio = self._slice(self._utterance_start, self._received)
-        text = self.partials.update(audio, new).strip()
+        text = self.partials.update(self._view(self._utterance_start, self._received), new).strip()
         if not text or text == self._last_partial_text:
             return []
         self._last_partial_text = text
@@ -238,9 +241,13 @@ class TwoPassSession:
     # --- buffer ------------------------------------------------------------------------------
 
     def _slice(self, start: int, end: int) -> np.ndarray:
+        return self._view(start, end).copy()
+
+    def _view(self, start: int, end: int) -> np.ndarray:
+        # The buffer is only ever replaced, never written in place, so views stay valid.
         a = max(0, start - self._buffer_start)
         b = max(a, end - self._buffer_start)
-        return self._buffer[a:b].copy()
+        return self._buffer[a:b]
 
     def _drop_before(self, sample: int) -> None:
         cut = max(0, sample - self._buffer_start)

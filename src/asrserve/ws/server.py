@@ -221,7 +221,8 @@ class Connection:
         if open_stream is not None:
             # Incremental engines: online finals come from their own end-of-utterance pass.
             return IncrementalPartials(open_stream(final_pass=mode is Mode.ONLINE))
-        return WhisperPartials(self.partial_model.batcher, decode)
+        interval = self.server.options.streaming.partial_interval_s
+        return WhisperPartials(self.partial_model.batcher, decode, interval_s=interval)
 
     async def _on_audio(self, frame: bytes) -> None:
         if self.config is None or self.session is None:

@@ -1,0 +1,1032 @@
+"""Streaming benchmark: N concurrent real-time WebSocket streams of real speech.
+
+Issue #4: against a real `asrserve serve` (tests/e2e/server.py), one server per partial model
+(`ASRSERVE_PARTIAL_MODEL`), measure for N = 1, 2, 4, 8 ... concurrent 2pass streams
+
+- first-partial latency after speech onset and final latency after the end of speech (p50, p95);
+- final WER, and the WER of the live partials, against the offline WER of the same audio through
+  `POST /v1/audio/transcriptions` in the same run;
+- the server's CPU and memory per stream, and the largest N that stays real time;
+- the server's RSS after 1,000 sequential short sessions against after 10;
+
+and write a table into docs/benchmarks-streaming.md and a plot of the latencies against N into
+docs/benchmarks-streaming.png, so the default partial model can be chosen from the figures.
+
+- Workload: the development set's ordinary-speech English clips (`clean_read` of subset `en`),
+  each with 0.5 s of silence before and 1.5 s after; each stream plays clips back to back, from
+  its own place in the list, until it has `--stream-seconds` of audio.
+- Streams: FunASR's protocol in 2pass mode, 16 kHz s16le PCM in 60 ms frames paced to a wall
+  clock schedule (frame k leaves at start + k × 60 ms), starts spread over 2 s.
+- Speech onset and end of each clip: Silero VAD on the clip alone, without padding.
+
+Timings mean something only on a quiet machine:
+
+    .venv/bin/python bench/streaming.py                     # -> docs/benchmarks-streaming.md
+    .venv/bin/python bench/streaming.py --n 1,4 --partial-models pocketsphinx-en --sessions 100
+    .venv/bin/python bench/streaming.py --quick --output /tmp/bench-streaming.md
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# `python bench/streaming.py` puts bench/ first on sys.path, where bench/http.py would shadow
+# the standard library's `http` package (as bench/http.py explains); the repository root in
+# its place also makes `bench.*` and `tests.e2e.server` importable.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(REPO)
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from typing import Any  # noqa: E402
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import websockets  # noqa: E402
+from tests.e2e.server import ServerProcess, start_server  # noqa: E402
+from websockets.exceptions import ConnectionClosed, WebSocketException  # noqa: E402
+
+from asrserve.engine.audio import decode, float32_to_pcm16  # noqa: E402
+from asrserve.engine.options import VadOptions  # noqa: E402
+from asrserve.engine.vad import speech_spans  # noqa: E402
+from asrserve.evaluation.devset import Clip, clean_read, load_subset  # noqa: E402
+from asrserve.evaluation.wer import word_errors  # noqa: E402
+from bench.http import REQUEST_TIMEOUT_S, PeakRss, _percentile, _send, warm_up  # noqa: E402
+from bench.offline import (  # noqa: E402
+    COMPUTE_TYPE,
+    DEVICE,
+    MODEL,
+    _git_revision,
+    _num,
+    _table,
+    _version,
+    available_cpus,
+    machine_description,
+)
+
+DEFAULT_OUTPUT = REPO / "docs" / "benchmarks-streaming.md"
+PARTIAL_MODELS = ("whisper-tiny.en", "pocketsphinx-en")
+SAMPLE_RATE = 16000
+FRAME_SAMPLES = 960  # 60 ms, what FunASR's clients send (1920 bytes of s16le)
+FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
+LEAD_S = 0.5
+TAIL_S = 1.5
+START_SPREAD_S = 2.0
+"""Stream j of N starts j × START_SPREAD_S / N after the first, as people do not all start
+speaking on the same 60 ms frame."""
+LANGUAGE = "en"
+BACKLOG_GROWTH_S = 1.0
+"""Real time allows the median final latency of a stream's second half to exceed its first
+half's by at most this much; more means a backlog is building up."""
+# Speech onset and end exactly where Silero hears them: no padding, and pauses within a clip
+# do not matter (only the first onset and the last end are used).
+ONSET_VAD = VadOptions(speech_pad_ms=0, min_silence_ms=300)
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    n: tuple[int, ...]
+    stream_s: float
+    sessions: int
+
+
+FULL = Sizes(n=(1, 2, 4, 8), stream_s=45.0, sessions=1000)
+QUICK = Sizes(n=(1, 2), stream_s=8.0, sessions=20)
+
+
+@dataclass(frozen=True, slots=True)
+class BenchSettings:
+    partial_models: tuple[str, ...]
+    sizes: Sizes
+    subset: str
+    cpu_threads: int
+    rt_bound_s: float
+
+    @property
+    def drain_timeout_s(self) -> float:
+        """How long a stream waits for its last results after its end message."""
+        return max(60.0, 2 * self.sizes.stream_s)
+
+
+# --- the workload -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Speech:
+    """A clip's audio with where its speech starts and ends (seconds into the clip)."""
+
+    clip: Clip
+    audio: np.ndarray
+    onset_s: float
+    end_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """One clip as a stream plays it; times in seconds on the stream's timeline."""
+
+    speech: Speech
+    window_s: float
+    """Where its lead silence begins: utterances starting from here to the next play's window
+    belong to this clip."""
+    onset_s: float
+    end_s: float
+
+    @property
+    def clip(self) -> Clip:
+        return self.speech.clip
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPlan:
+    name: str
+    plays: tuple[Play, ...]
+    pcm: bytes
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / 2 / SAMPLE_RATE
+
+
+def load_speech(subset: str) -> list[Speech]:
+    clips = clean_read(load_subset(subset))
+    if not clips:
+        raise SystemExit(f"subset {subset} has no ordinary-speech clips")
+    speeches = []
+    for clip in clips:
+        audio = decode(clip.audio)
+        spans = speech_spans(audio, ONSET_VAD)
+        duration = audio.size / SAMPLE_RATE
+        onset, end = (spans[0].start, spans[-1].end) if spans else (0.0, duration)
+        speeches.append(Speech(clip, audio, onset, end))
+    return speeches
+
+
+def plan_stream(speeches: Sequence[Speech], first: int, seconds: float, name: str) -> StreamPlan:
+    """Clips from `first` on, each padded with silence, until the stream lasts `seconds`."""
+    lead = np.zeros(int(LEAD_S * SAMPLE_RATE), np.float32)
+    tail = np.zeros(int(TAIL_S * SAMPLE_RATE), np.float32)
+    parts: list[np.ndarray] = []
+    plays: list[Play] = []
+    at = 0.0
+    i = first
+    while at < seconds or not plays:
+        speech = speeches[i % len(speeches)]
+        plays.append(Play(speech, at, at + LEAD_S + speech.onset_s, at + LEAD_S + speech.end_s))
+        parts += [lead, speech.audio, tail]
+        at += LEAD_S + speech.audio.size / SAMPLE_RATE + TAIL_S
+        i += 1
+    return StreamPlan(name, tuple(plays), float32_to_pcm16(np.concatenate(parts)))
+
+
+def plan_level(speeches: Sequence[Speech], n: int, seconds: float) -> list[StreamPlan]:
+    # Streams start at places spread over the list, so they do not speak the same words at once.
+    step = max(1, len(speeches) // n)
+    return [plan_stream(speeches, j * step, seconds, f"stream-{j}") for j in range(n)]
+
+
+# --- the WebSocket client ---------------------------------------------------------------------
+
+
+def config_message(name: str) -> str:
+    return json.dumps(
+        {
+            "mode": "2pass",
+            "chunk_size": [5, 10, 5],
+            "chunk_interval": 10,
+            "wav_name": name,
+            "wav_format": "pcm",
+            "audio_fs": SAMPLE_RATE,
+            "is_speaking": True,
+            "hotwords": "",
+            "itn": True,
+            # The language the offline baseline is given too, so both decode alike.
+            "svs_lang": LANGUAGE,
+        }
+    )
+
+
+END_MESSAGE = json.dumps({"is_speaking": False, "is_end": True})
+
+
+@dataclass(slots=True)
+class StreamRun:
+    """What one stream sent and received; times are `time.monotonic()`."""
+
+    plan: StreamPlan
+    start: float = 0.0
+    """When frame 0 was due; frame k was due at start + k × FRAME_S."""
+    messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    send_lag_s: float = 0.0
+    """The most any frame left after it was due (the server pushing back, or a busy client)."""
+    error: str | None = None
+
+    def due(self, stream_s: float) -> float:
+        """When the frame carrying the sample at `stream_s` was due to leave."""
+        return self.start + int(stream_s * SAMPLE_RATE / FRAME_SAMPLES) * FRAME_S
+
+
+def ws_url(server: ServerProcess) -> str:
+    return server.url.replace("http://", "ws://", 1) + "/"
+
+
+async def _receive(ws: websockets.ClientConnection, run: StreamRun) -> None:
+    try:
+        async for raw in ws:
+            message = json.loads(raw)
+            run.messages.append((time.monotonic(), message))
+            if message.get("error") and run.error is None:
+                run.error = f"{message.get('code')}: {message['error']}"
+            if message.get("is_end"):
+                return
+    except ConnectionClosed as exc:
+        if run.error is None and not any(m.get("is_end") for _, m in run.messages):
+            run.error = f"connection closed: {exc}"
+
+
+async def play_stream(
+    url: str,
+    run: StreamRun,
+    ready: asyncio.Event,
+    start: asyncio.Future[float],
+    *,
+    paced: bool,
+    drain_timeout_s: float,
+) -> None:
+    """Connect, configure, say so on `ready`, wait for this stream's start time, send the
+    audio on schedule, end, and wait for the last results."""
+    pcm = run.plan.pcm
+    frame_bytes = FRAME_SAMPLES * 2
+    try:
+        async with websockets.connect(
+            url, subprotocols=["binary"], max_size=None, ping_interval=None, open_timeout=60
+        ) as ws:
+            reader = asyncio.create_task(_receive(ws, run))
+            await ws.send(config_message(run.plan.name))
+            ready.set()
+            run.start = await start
+            for k, offset in enumerate(range(0, len(pcm), frame_bytes)):
+                due = run.start + k * FRAME_S
+                if paced and (delay := due - time.monotonic()) > 0:
+                    await asyncio.sleep(delay)
+                await ws.send(pcm[offset : offset + frame_bytes])
+                run.send_lag_s = max(run.send_lag_s, time.monotonic() - due)
+            await ws.send(END_MESSAGE)
+            try:
+                await asyncio.wait_for(reader, drain_timeout_s)
+            except TimeoutError:
+                run.error = run.error or f"no end acknowledgement within {drain_timeout_s:g} s"
+    except (OSError, TimeoutError, WebSocketException) as exc:
+        run.error = run.error or f"{type(exc).__name__}: {exc}"
+    finally:
+        ready.set()  # a stream that failed to connect holds no one up
+
+
+async def play_all(
+    url: str, plans: Sequence[StreamPlan], *, paced: bool, drain_timeout_s: float
+) -> list[StreamRun]:
+    runs = [StreamRun(plan) for plan in plans]
+    readies = [asyncio.Event() for _ in plans]
+    loop = asyncio.get_running_loop()
+    starts: list[asyncio.Future[float]] = [loop.create_future() for _ in plans]
+    tasks = [
+        asyncio.create_task(
+            play_stream(url, run, ready, s, paced=paced, drain_timeout_s=drain_timeout_s)
+        )
+        for run, ready, s in zip(runs, readies, starts, strict=True)
+    ]
+    # Every stream connected and configured (or failed) before the first frame leaves; the
+    # connection's own open_timeout bounds the wait.
+    await asyncio.gather(*(ready.wait() for ready in readies))
+    first = time.monotonic() + 0.2
+    spread = START_SPREAD_S / len(plans) if paced else 0.0
+    for j, s in enumerate(starts):
+        s.set_result(first + j * spread)
+    await asyncio.gather(*tasks)
+    return runs
+
+
+# --- one level: N streams at once -------------------------------------------------------------
+
+
+def server_processes(server: ServerProcess) -> list[psutil.Process]:
+    process = psutil.Process(server.proc.pid)
+    return [process, *process.children(recursive=True)]
+
+
+def server_rss_mb(server: ServerProcess) -> float:
+    return sum(_each(server, lambda p: p.memory_info().rss)) / 2**20
+
+
+def server_cpu_s(server: ServerProcess) -> float:
+    return sum(_each(server, lambda p: sum(p.cpu_times()[:2])))
+
+
+def _each(server: ServerProcess, measure: Callable[[psutil.Process], float]) -> list[float]:
+    values = []
+    for process in server_processes(server):
+        with contextlib.suppress(psutil.Error):  # a child that just exited
+            values.append(measure(process))
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class ClipOutcome:
+    """One clip as one stream played it, matched with what the server sent for it."""
+
+    clip: Clip
+    first_partial_s: float | None
+    """Wall time from the onset frame's due time to the first partial of the clip's speech."""
+    final_s: float | None
+    """Wall time from the speech-end frame's due time to the clip's last final."""
+    final_text: str
+    last_partial_text: str
+    delta_text: str
+    second_half: bool
+
+
+def match_clips(run: StreamRun) -> list[ClipOutcome]:
+    """Assigns each server utterance to the clip in whose window it starts."""
+    plays = run.plan.plays
+    windows = [p.window_s for p in plays]
+
+    def clip_of(message: dict[str, Any]) -> int:
+        start = message.get("start_time", 0) / 1000
+        return max(0, sum(1 for w in windows if w <= start) - 1)
+
+    utterance_clip: dict[int, int] = {}
+    partials: list[list[tuple[float, dict[str, Any]]]] = [[] for _ in plays]
+    finals: list[list[tuple[float, dict[str, Any]]]] = [[] for _ in plays]
+    for at, message in run.messages:
+        kind = message.get("mode")
+        if kind not in ("2pass-online", "2pass-offline") or "utterance" not in message:
+            continue
+        index = utterance_clip.setdefault(message["utterance"], clip_of(message))
+        (partials if kind == "2pass-online" else finals)[index].append((at, message))
+    half = run.plan.duration_s / 2
+    outcomes = []
+    for play, clip_partials, clip_finals in zip(plays, partials, finals, strict=True):
+        by_utterance: dict[int, list[dict[str, Any]]] = {}
+        for _, message in clip_partials:
+            by_utterance.setdefault(message["utterance"], []).append(message)
+        ordered = sorted(by_utterance)
+        outcomes.append(
+            ClipOutcome(
+                clip=play.clip,
+                first_partial_s=(
+                    min(at for at, _ in clip_partials) - run.due(play.onset_s)
+                    if clip_partials
+                    else None
+                ),
+                final_s=(
+                    max(at for at, _ in clip_finals) - run.due(play.end_s) if clip_finals else None
+                ),
+                final_text=" ".join(
+                    m["text"].strip()
+                    for _, m in sorted(clip_finals, key=lambda f: f[1]["utterance"])
+                    if m["text"].strip()
+                ),
+                last_partial_text=" ".join(by_utterance[u][-1]["utterance_text"] for u in ordered),
+                delta_text=" ".join(
+                    "".join(m["text"] for m in by_utterance[u]).strip() for u in ordered
+                ),
+                second_half=play.end_s > half,
+            )
+        )
+    return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    partial_model: str
+    n: int
+    audio_s: float
+    """Audio seconds per stream (mean)."""
+    outcomes: tuple[ClipOutcome, ...]
+    errors: tuple[str, ...]
+    wall_s: float
+    cpu_s: float
+    idle_rss_mb: float
+    peak_rss_mb: float
+    send_lag_s: float
+    final_wer: float
+    offline_wer: float
+    last_partial_wer: float
+    delta_wer: float
+
+    def first_partial(self, q: float) -> float | None:
+        values = [o.first_partial_s for o in self.outcomes if o.first_partial_s is not None]
+        return _percentile(values, q)
+
+    def final(self, q: float) -> float | None:
+        return _percentile([o.final_s for o in self.outcomes if o.final_s is not None], q)
+
+    @property
+    def missing_partials(self) -> int:
+        return sum(o.first_partial_s is None for o in self.outcomes)
+
+    @property
+    def missing_finals(self) -> int:
+        return sum(o.final_s is None for o in self.outcomes)
+
+    @property
+    def backlog_growth_s(self) -> float | None:
+        """Median final latency of the streams' second halves minus their first halves'."""
+        halves = [
+            [o.final_s for o in self.outcomes if o.final_s is not None and o.second_half is h]
+            for h in (False, True)
+        ]
+        if not all(halves):
+            return None
+        return statistics.median(halves[1]) - statistics.median(halves[0])
+
+    @property
+    def cpu_percent_per_stream(self) -> float:
+        """Server CPU time over the level's wall time, % of one core, divided by N."""
+        return 100 * self.cpu_s / self.wall_s / self.n if self.wall_s else 0.0
+
+    @property
+    def rss_mb_per_stream(self) -> float:
+        return (self.peak_rss_mb - self.idle_rss_mb) / self.n
+
+    def real_time(self, bound_s: float) -> bool:
+        p95 = self.final(0.95)
+        growth = self.backlog_growth_s
+        return (
+            not self.errors
+            and self.missing_finals == 0
+            and p95 is not None
+            and p95 <= bound_s
+            and (growth is None or growth <= BACKLOG_GROWTH_S)
+        )
+
+
+def _wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
+    return word_errors(refs, hyps, language=LANGUAGE).rate
+
+
+def run_level(
+    server: ServerProcess,
+    partial_model: str,
+    plans: Sequence[StreamPlan],
+    offline: dict[str, str],
+    settings: BenchSettings,
+) -> Level:
+    idle_rss = server_rss_mb(server)
+    cpu_before = server_cpu_s(server)
+    started = time.monotonic()
+    with PeakRss(server.proc.pid) as rss:
+        runs = asyncio.run(
+            play_all(ws_url(server), plans, paced=True, drain_timeout_s=settings.drain_timeout_s)
+        )
+    wall = time.monotonic() - started
+    cpu = server_cpu_s(server) - cpu_before
+    outcomes = [o for run in runs for o in match_clips(run)]
+    refs = [o.clip.text for o in outcomes]
+    return Level(
+        partial_model=partial_model,
+        n=len(plans),
+        audio_s=statistics.mean(plan.duration_s for plan in plans),
+        outcomes=tuple(outcomes),
+        errors=tuple(f"{run.plan.name}: {run.error}" for run in runs if run.error),
+        wall_s=wall,
+        cpu_s=cpu,
+        idle_rss_mb=idle_rss,
+        peak_rss_mb=rss.peak_mb,
+        send_lag_s=max(run.send_lag_s for run in runs),
+        final_wer=_wer(refs, [o.final_text for o in outcomes]),
+        offline_wer=_wer(refs, [offline[o.clip.id] for o in outcomes]),
+        last_partial_wer=_wer(refs, [o.last_partial_text for o in outcomes]),
+        delta_wer=_wer(refs, [o.delta_text for o in outcomes]),
+    )
+
+
+# --- sequential sessions: memory growth -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sessions:
+    partial_model: str
+    clip: Clip
+    audio_s: float
+    rss_mb: dict[int, float]
+    """Sessions completed -> server RSS right after the last one's end acknowledgement."""
+    mean_session_s: float
+    errors: tuple[str, ...]
+
+
+def checkpoints(sessions: int) -> list[int]:
+    return sorted({c for c in (10, 100, sessions) if c <= sessions})
+
+
+def run_sessions(
+    server: ServerProcess, partial_model: str, speech: Speech, settings: BenchSettings
+) -> Sessions:
+    """Short 2pass sessions one after another, the audio sent as fast as the socket takes it."""
+    plan = plan_stream([speech], 0, 0.0, "session")
+    marks = set(checkpoints(settings.sizes.sessions))
+    rss: dict[int, float] = {}
+    errors: list[str] = []
+    started = time.monotonic()
+    for i in range(1, settings.sizes.sessions + 1):
+        (run,) = asyncio.run(
+            play_all(ws_url(server), [plan], paced=False, drain_timeout_s=settings.drain_timeout_s)
+        )
+        if run.error:
+            errors.append(f"session {i}: {run.error}")
+        if i in marks:
+            rss[i] = server_rss_mb(server)
+    return Sessions(
+        partial_model=partial_model,
+        clip=speech.clip,
+        audio_s=plan.duration_s,
+        rss_mb=rss,
+        mean_session_s=(time.monotonic() - started) / max(1, settings.sizes.sessions),
+        errors=tuple(errors),
+    )
+
+
+# --- the offline baseline ---------------------------------------------------------------------
+
+
+def transcribe_offline(server: ServerProcess, clips: Sequence[Clip]) -> dict[str, str]:
+    """Each clip once through the HTTP API, one request at a time."""
+    texts = {}
+    with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S) as client:
+        for clip in clips:
+            text, error = _send(client, clip, LANGUAGE)
+            if error is not None:
+                raise SystemExit(f"the offline baseline failed: {error}\n{server.log[-4000:]}")
+            texts[clip.id] = text or ""
+    return texts
+
+
+def serve(scratch: Path, partial_model: str, settings: BenchSettings) -> ServerProcess:
+    return start_server(
+        scratch,
+        name=f"bench-{partial_model}",
+        model=MODEL,
+        device=DEVICE,
+        compute_type=COMPUTE_TYPE,
+        cpu_threads=str(settings.cpu_threads),
+        partial_model=partial_model,
+        # Room for the busiest level and nothing refused: the levels measure decoding.
+        max_streams=str(max(settings.sizes.n) + 1),
+        stream_idle_timeout_s=str(max(300.0, settings.drain_timeout_s)),
+    )
+
+
+def warm_streams(server: ServerProcess, speech: Speech, settings: BenchSettings) -> None:
+    """One unpaced session, so the first level does not pay for loading the partial model."""
+    plan = plan_stream([speech], 0, 0.0, "warm-up")
+    (run,) = asyncio.run(
+        play_all(ws_url(server), [plan], paced=False, drain_timeout_s=settings.drain_timeout_s)
+    )
+    if run.error:
+        raise SystemExit(f"the warm-up stream failed: {run.error}\n{server.log[-4000:]}")
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def largest_real_time(levels: Sequence[Level], bound_s: float) -> int | None:
+    """The largest N such that it and every smaller N measured stay real time."""
+    best = None
+    for level in sorted(levels, key=lambda lv: lv.n):
+        if not level.real_time(bound_s):
+            break
+        best = level.n
+    return best
+
+
+def _largest_text(levels: Sequence[Level], model: str, bound_s: float) -> str:
+    mine = [lv for lv in levels if lv.partial_model == model]
+    largest = largest_real_time(mine, bound_s)
+    if largest is None:
+        return "none of the N measured"
+    if largest == max(lv.n for lv in mine):
+        return f"{largest} (the most measured)"
+    return str(largest)
+
+
+def latency_table(levels: Sequence[Level], bound_s: float) -> str:
+    header = [
+        "partial model",
+        "streams",
+        "audio s / stream",
+        "first partial p50 s",
+        "first partial p95 s",
+        "final p50 s",
+        "final p95 s",
+        "backlog growth s",
+        "max send lag s",
+        "clips",
+        "no partial",
+        "no final",
+        "errors",
+        "real time",
+    ]
+    rows = [
+        [
+            lv.partial_model,
+            str(lv.n),
+            _num(lv.audio_s, 1),
+            _num(lv.first_partial(0.50), 2),
+            _num(lv.first_partial(0.95), 2),
+            _num(lv.final(0.50), 2),
+            _num(lv.final(0.95), 2),
+            _num(lv.backlog_growth_s, 2),
+            _num(lv.send_lag_s, 2),
+            str(len(lv.outcomes)),
+            str(lv.missing_partials),
+            str(lv.missing_finals),
+            str(len(lv.errors)),
+            "yes" if lv.real_time(bound_s) else "no",
+        ]
+        for lv in levels
+    ]
+    return _table(header, rows)
+
+
+def accuracy_table(levels: Sequence[Level]) -> str:
+    header = [
+        "partial model",
+        "streams",
+        "partial WER (last)",
+        "partial WER (deltas)",
+        "final WER",
+        "offline WER",
+        "final − offline",
+        "server CPU %",
+        "CPU % / stream",
+        "idle RSS MB",
+        "peak RSS MB",
+        "RSS MB / stream",
+    ]
+    rows = [
+        [
+            lv.partial_model,
+            str(lv.n),
+            f"{lv.last_partial_wer:.2%}",
+            f"{lv.delta_wer:.2%}",
+            f"{lv.final_wer:.2%}",
+            f"{lv.offline_wer:.2%}",
+            f"{(lv.final_wer - lv.offline_wer) * 100:+.2f} pt",
+            _num(100 * lv.cpu_s / lv.wall_s if lv.wall_s else None, 0),
+            _num(lv.cpu_percent_per_stream, 0),
+            _num(lv.idle_rss_mb, 0),
+            _num(lv.peak_rss_mb, 0),
+            _num(lv.rss_mb_per_stream, 1),
+        ]
+        for lv in levels
+    ]
+    return _table(header, rows)
+
+
+def sessions_table(results: Sequence[Sessions]) -> str:
+    marks = sorted({m for r in results for m in r.rss_mb})
+    header = [
+        "partial model",
+        *(f"RSS MB after {m}" for m in marks),
+        "growth MB",
+        "mean session s",
+        "errors",
+    ]
+    rows = []
+    for r in results:
+        first, last = min(r.rss_mb), max(r.rss_mb)
+        rows.append(
+            [
+                r.partial_model,
+                *(_num(r.rss_mb.get(m), 1) for m in marks),
+                f"{r.rss_mb[last] - r.rss_mb[first]:+.1f}",
+                _num(r.mean_session_s, 2),
+                str(len(r.errors)),
+            ]
+        )
+    return _table(header, rows)
+
+
+def plot(levels: Sequence[Level], bound_s: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(lv.partial_model for lv in levels))
+    ns = sorted({lv.n for lv in levels})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    for ax, title, measure in (
+        (axes[0], "first partial after speech onset", Level.first_partial),
+        (axes[1], "final after end of speech", Level.final),
+    ):
+        for i, model in enumerate(models):
+            mine = sorted((lv for lv in levels if lv.partial_model == model), key=lambda lv: lv.n)
+            color = f"C{i}"
+            for q, style in ((0.50, "-"), (0.95, "--")):
+                points = [(lv.n, measure(lv, q)) for lv in mine]
+                points = [(n, v) for n, v in points if v is not None]
+                if points:
+                    xs, ys = zip(*points, strict=True)
+                    label = f"{model} p{round(q * 100)}"
+                    ax.plot(xs, ys, style, marker="o", color=color, label=label)
+        ax.set_title(title)
+        ax.set_xlabel("concurrent streams")
+        ax.set_ylabel("seconds")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+    axes[1].axhline(bound_s, color="grey", linewidth=1, linestyle=":", label="real-time bound")
+    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
+    fig.suptitle("asrserve 2pass streaming latency (lower is better)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def render_report(
+    levels: Sequence[Level],
+    sessions: Sequence[Sessions],
+    speeches: Sequence[Speech],
+    settings: BenchSettings,
+    started: datetime,
+    machine: str,
+    plot_name: str,
+) -> str:
+    bound = settings.rt_bound_s
+    versions = ", ".join(
+        f"{p} {_version(p)}"
+        for p in (
+            "asrserve",
+            "faster-whisper",
+            "ctranslate2",
+            "onnxruntime",
+            "pocketsphinx",
+            "uvicorn",
+            "websockets",
+        )
+    )
+    durations = sorted(s.clip.duration for s in speeches)
+    largest = "; ".join(
+        f"`{model}` {_largest_text(levels, model, bound)}" for model in settings.partial_models
+    )
+    session_clip = sessions[0] if sessions else None
+    setup = "\n".join(
+        f"- {line}"
+        for line in (
+            f"Data: development set subset `{settings.subset}`, ordinary speech only "
+            f"(`clean_read`), {len(speeches)} clips of {durations[0]:.1f}–{durations[-1]:.1f} s; "
+            f"each played with {LEAD_S:g} s of silence before and {TAIL_S:g} s after, back to "
+            f"back, until a stream has {settings.sizes.stream_s:g} s of audio. Stream j of N "
+            "starts at clip j × (clips ÷ N) and "
+            f"j × {START_SPREAD_S:g} s ÷ N after the first stream.",
+            f"Server: one `asrserve serve` per partial model (`ASRSERVE_PARTIAL_MODEL`), final "
+            f"model `{MODEL}` ({DEVICE}, {COMPUTE_TYPE}, cpu_threads {settings.cpu_threads}), "
+            "other settings the defaults (end of utterance after 800 ms of silence, a partial "
+            "every 0.5 s of speech, default batching); warmed with one stream.",
+            "Client: this script, one asyncio task per stream on the same machine, FunASR's "
+            f"protocol in `2pass` mode with `svs_lang` `{LANGUAGE}`, 16 kHz s16le PCM in "
+            f"{FRAME_S * 1000:.0f} ms frames, frame k due at the stream's start + k × "
+            f"{FRAME_S * 1000:.0f} ms (a wall-clock schedule, as a microphone delivers them).",
+            f"Offline baseline: every clip once through `POST /v1/audio/transcriptions` "
+            f"(language `{LANGUAGE}`, same server and model) in this run.",
+            f"Sessions: {settings.sizes.sessions} 2pass sessions one after another on each "
+            "server after its levels, each "
+            + (
+                f"clip `{session_clip.clip.id}` ({session_clip.audio_s:.1f} s with its silence)"
+                if session_clip
+                else "a short clip"
+            )
+            + ", sent as fast as the socket takes it.",
+            f"Machine: {machine}.",
+            f"Versions: {versions}.",
+        )
+    )
+    errors = [err for lv in levels for err in lv.errors] + [
+        err for s in sessions for err in s.errors
+    ]
+    error_note = (
+        "\n\nFirst errors:\n\n" + "\n".join(f"- `{err}`" for err in errors[:5]) if errors else ""
+    )
+    sessions_part = (
+        f"""
+## Memory over sequential sessions
+
+{sessions_table(sessions)}
+
+- *RSS MB after k*: the server's resident memory (children included) right after the k-th
+  session's end acknowledgement; *growth MB* from the first column to the last.
+"""
+        if sessions
+        else ""
+    )
+    return f"""# Streaming benchmark
+
+Generated by `bench/streaming.py` on {started:%Y-%m-%d %H:%M} UTC (asrserve {_git_revision()}).
+Regenerate with `.venv/bin/python bench/streaming.py` on a quiet machine.
+
+## Setup
+
+{setup}
+
+## Latency and real time
+
+![first-partial and final latency against concurrent streams]({plot_name})
+
+{latency_table(levels, bound)}
+
+Largest number of streams that stays real time: {largest}.
+
+- *first partial*: per clip, from the time the 60 ms frame holding its first speech sample
+  (Silero VAD on the clip alone, no padding) was due to the arrival of the first
+  `2pass-online` message of an utterance starting in that clip's window.
+- *final*: per clip, from the time the frame holding its last speech sample was due to the
+  arrival of the last `2pass-offline` message for it. It includes the 800 ms of silence the
+  server waits for before it ends an utterance.
+- Utterances are matched to clips by their `start_time`: a clip's window runs from the start of
+  its lead silence to the next clip's.
+- *backlog growth*: median final latency of clips ending in the second half of their stream
+  minus that of clips ending in the first half.
+- *max send lag*: the most any frame left after it was due; the latencies count from the due
+  time, so a server pushing back is charged for it, as a live microphone user would feel it.
+- *real time*: no stream error, a final for every clip, p95 final latency at most
+  {bound:g} s and backlog growth at most {BACKLOG_GROWTH_S:g} s. The largest N counts only if
+  every smaller N measured also stays real time.
+
+## Accuracy and resources
+
+{accuracy_table(levels)}
+
+- *partial WER (last)*: per clip, the last partial (`utterance_text`, the partial decoder's
+  whole hypothesis) of each of its utterances, joined, against the reference: the best the
+  live text was just before the final replaced it. An utterance without partials counts as
+  deleted words.
+- *partial WER (deltas)*: per clip, the partials' `text` deltas appended, as FunASR's clients
+  display them before the final (only words two hypotheses in a row agree on).
+- *final WER*: the clip's `2pass-offline` texts joined; *offline WER*: the same clips (as many
+  times as the streams played them) through the HTTP API. All WERs pool all words after the
+  development set's normalisation (`asrserve.evaluation.wer`).
+- *server CPU %*: the server's CPU time (user + system, children included) over the level's
+  wall time, in % of one core; *CPU % / stream* divides it by N.
+- *idle RSS MB*: the server's resident memory just before the level; *peak RSS MB* polled every
+  50 ms during it; *RSS MB / stream* = (peak − idle) ÷ N.
+{sessions_part}{error_note}
+"""
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(dict.fromkeys(int(v) for v in text.split(",") if v.strip()))
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Latency, accuracy and cost of N concurrent real-time WebSocket streams.",
+    )
+    parser.add_argument(
+        "--n", default=None, help="Comma list of stream counts (default 1,2,4,8; quick 1,2)."
+    )
+    parser.add_argument(
+        "--partial-models",
+        default=",".join(PARTIAL_MODELS),
+        help=f"Comma list of partial models, one server each (default {','.join(PARTIAL_MODELS)}).",
+    )
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=None,
+        help="Sequential sessions for the memory check (default 1000; quick 20; 0 skips it).",
+    )
+    parser.add_argument(
+        "--stream-seconds",
+        type=float,
+        default=None,
+        help="Audio per stream (default 45; quick 8).",
+    )
+    parser.add_argument(
+        "--rt-bound", type=float, default=3.0, help="Real time: p95 final latency bound in s."
+    )
+    parser.add_argument("--subset", default="en", help="Development set subset (default en).")
+    parser.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=available_cpus(),
+        help="The server's CTranslate2 threads (default: the CPUs usable).",
+    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="Markdown report.")
+    parser.add_argument(
+        "--plot", type=Path, default=None, help="PNG plot (default: the output's name, .png)."
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="Tiny sizes for a smoke check of the script."
+    )
+    args = parser.parse_args(argv)
+    base = QUICK if args.quick else FULL
+    try:
+        n = _ints(args.n) if args.n is not None else base.n
+    except ValueError:
+        parser.error("--n takes a comma list of whole numbers")
+    if not n or min(n) < 1:
+        parser.error("--n needs at least one stream count, each at least 1")
+    sessions = base.sessions if args.sessions is None else args.sessions
+    stream_s = base.stream_s if args.stream_seconds is None else args.stream_seconds
+    if sessions < 0 or stream_s <= 0 or args.rt_bound <= 0 or args.cpu_threads < 1:
+        parser.error("--sessions >= 0, --stream-seconds, --rt-bound and --cpu-threads > 0")
+    args.sizes = Sizes(n=tuple(sorted(n)), stream_s=stream_s, sessions=sessions)
+    args.partial_models = tuple(
+        dict.fromkeys(m.strip() for m in args.partial_models.split(",") if m.strip())
+    )
+    if not args.partial_models:
+        parser.error("--partial-models needs at least one model")
+    args.plot = args.plot or args.output.with_suffix(".png")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = BenchSettings(
+        partial_models=args.partial_models,
+        sizes=args.sizes,
+        subset=args.subset,
+        cpu_threads=args.cpu_threads,
+        rt_bound_s=args.rt_bound,
+    )
+    started = datetime.now(UTC)
+    machine = machine_description()  # before any work, so the load average is the machine's own
+    speeches = load_speech(settings.subset)
+    shortest = min(speeches, key=lambda s: s.clip.duration)
+    plans = {n: plan_level(speeches, n, settings.sizes.stream_s) for n in settings.sizes.n}
+    used = {p.clip.id: p.clip for level in plans.values() for plan in level for p in plan.plays}
+    print(
+        f"{len(speeches)} clips; streams {', '.join(map(str, settings.sizes.n))} of "
+        f"{settings.sizes.stream_s:g} s; partial models {', '.join(settings.partial_models)}; "
+        f"{settings.sizes.sessions} sequential sessions"
+    )
+    levels: list[Level] = []
+    sessions: list[Sessions] = []
+    offline: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="asrserve-bench-streaming-") as scratch:
+        for model in settings.partial_models:
+            server = serve(Path(scratch), model, settings)
+            try:
+                warm_up(server, shortest.clip)
+                if not offline:
+                    offline = transcribe_offline(server, list(used.values()))
+                    print(f"offline baseline: {len(offline)} clips")
+                warm_streams(server, shortest, settings)
+                for n in settings.sizes.n:
+                    level = run_level(server, model, plans[n], offline, settings)
+                    levels.append(level)
+                    print(
+                        f"{model} N={n}: first partial p50 {_num(level.first_partial(0.5), 2)} s, "
+                        f"final p50 {_num(level.final(0.5), 2)} / p95 "
+                        f"{_num(level.final(0.95), 2)} s, final WER {level.final_wer:.2%}, "
+                        f"CPU {level.cpu_percent_per_stream:.0f}%/stream, "
+                        f"{len(level.errors)} errors, "
+                        f"real time {'yes' if level.real_time(settings.rt_bound_s) else 'no'}"
+                    )
+                if settings.sizes.sessions:
+                    result = run_sessions(server, model, shortest, settings)
+                    sessions.append(result)
+                    print(
+                        f"{model} sessions: RSS "
+                        + ", ".join(f"{k}: {v:.1f} MB" for k, v in result.rss_mb.items())
+                        + f", {len(result.errors)} errors"
+                    )
+            finally:
+                server.stop()
+    print()
+    print(latency_table(levels, settings.rt_bound_s))
+    print()
+    print(accuracy_table(levels))
+    if sessions:
+        print()
+        print(sessions_table(sessions))
+    plot(levels, settings.rt_bound_s, args.plot)
+    plot_name = os.path.relpath(args.plot.resolve(), args.output.resolve().parent)
+    report = render_report(levels, sessions, speeches, settings, started, machine, plot_name)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(report, encoding="utf-8")
+    print(f"\nwrote {args.output} and {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
