@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
-from fastapi import File, Form, UploadFile
+from fastapi import Depends, File, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from asrserve.api.errors import ApiError
@@ -189,30 +189,17 @@ class JobRequest:
 
 
 async def job_form(
-    file: FileField,
-    model: ModelField = None,
-    language: LanguageField = None,
-    prompt: PromptField = None,
-    response_format: FormatField = "json",
-    temperature: TemperatureField = None,
-    timestamp_granularities_brackets: GranularityBrackets = None,
-    timestamp_granularities: GranularityPlain = None,
-    hotwords: HotwordsField = None,
-    beam_size: BeamField = None,
-    vad_filter: VadField = None,
+    request: Annotated[TranscriptionRequest, Depends(transcription_form)],
     task: Annotated[str, Form(description="transcribe, or translate to English.")] = "transcribe",
     webhook_url: Annotated[
         str | None, Form(description="POSTed a JSON notice when the job finishes.")
     ] = None,
 ) -> JobRequest:
+    """The transcription fields (`stream` has no meaning for a job), plus the job's own."""
     if task not in {"transcribe", "translate"}:
         raise _bad("task is transcribe or translate.", "task")
-    request = build_request(
-        file=file, model=model, language=language, prompt=prompt,
-        response_format=response_format, temperature=temperature,
-        granularities=[*(timestamp_granularities_brackets or ()), *(timestamp_granularities or ())],
-        hotwords=hotwords, beam_size=beam_size, vad_filter=vad_filter, stream=False, task=task,
-    )  # fmt: skip
+    decode = replace(request.options.decode, task=task)
+    request = replace(request, options=replace(request.options, decode=decode), stream=False)
     return JobRequest(request, webhook_url or None)
 
 
