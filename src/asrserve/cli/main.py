@@ -7,6 +7,7 @@ import typer
 from asrserve import __version__
 from asrserve.cli import models as models_cmd
 from asrserve.cli import serve as serve_cmd
+from asrserve.cli import stream as stream_cmd
 from asrserve.cli import transcribe as transcribe_cmd
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 app.command("transcribe", no_args_is_help=True)(transcribe_cmd.transcribe)
 app.command("serve")(serve_cmd.serve)
+app.command("stream", no_args_is_help=True)(stream_cmd.stream)
 app.add_typer(models_cmd.app, name="models")
 
 

@@ -141,7 +141,8 @@ def final_message(mode: str, wav_name: str, final: Final, *, is_final: bool) -> 
         "wav_name": wav_name,
         "text": final.text,
         "is_final": is_final,
-        "timestamp": [[_ms(w.start), _ms(w.end)] for w in words],
+        # A JSON string, as FunASR's C++ servers send it: the clients on PyPI json-decode it.
+        "timestamp": json.dumps([[_ms(w.start), _ms(w.end)] for w in words]),
         "stamp_sents": sentences,
         "utterance": final.utterance,
         "start_time": _ms(final.start),

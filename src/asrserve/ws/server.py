@@ -48,6 +48,9 @@ from asrserve.ws.protocol import (
 
 log = logging.getLogger(__name__)
 
+LINGER_S = 5.0
+"""After the last result, how long to wait for a client that will close by itself."""
+
 # WebSocket close codes (RFC 6455).
 NORMAL, GOING_AWAY, UNSUPPORTED, POLICY, TOO_BIG, INTERNAL, TRY_LATER = (
     1000,
@@ -285,6 +288,14 @@ class Connection:
             "stream finished",
             extra={"wav_name": self.wav_name, "seconds": round(session.seconds_received, 3)},
         )
+        if not ack:
+            # Clients that do not ask for the acknowledgement close the connection themselves
+            # (FunASR's do, about 2 s after their end message); closing first makes some of them
+            # fail on a send of their own. Give them that time, then close.
+            with contextlib.suppress(TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
+                async with asyncio.timeout(LINGER_S):
+                    while (await self.websocket.receive())["type"] != "websocket.disconnect":
+                        pass
         with contextlib.suppress(RuntimeError, OSError):
             await self.websocket.close(NORMAL)
 
