@@ -35,8 +35,6 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
     sys.path[0] = str(REPO)
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -62,7 +60,6 @@ from bench.offline import (  # noqa: E402
     COMPUTE_TYPE,
     DEVICE,
     MODEL,
-    _asrserve_command,
     _git_revision,
     _load_event,
     _num,
@@ -70,7 +67,10 @@ from bench.offline import (  # noqa: E402
     _table,
     _version,
     available_cpus,
+    cli_environment,
+    cli_transcribe_command,
     machine_description,
+    read_cli_texts,
     warm_file_cache,
 )
 
@@ -268,29 +268,11 @@ def serve(scratch: Path, settings: BenchSettings) -> ServerProcess:
 
 def run_cli(clips: Sequence[Clip], settings: BenchSettings) -> Measurement:
     """`asrserve transcribe` over all files at once; `wall_s` is its decoding only."""
-    # Only our settings, as the server gets them: a caller's ASRSERVE_* must not differ.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASRSERVE_")}
-    env |= {
-        "ASRSERVE_CPU_THREADS": str(settings.cpu_threads),
-        # Info-level JSON logs carry the "loaded model" line that splits load from decoding.
-        "ASRSERVE_LOG_LEVEL": "info",
-        "ASRSERVE_LOG_FORMAT": "json",
-    }
+    env = cli_environment(settings.cpu_threads)
     with tempfile.TemporaryDirectory(prefix="asrserve-bench-") as out_dir:
-        command = [
-            *_asrserve_command(),
-            "transcribe",
-            *(str(clip.audio) for clip in clips),
-            "--model", MODEL,
-            "--device", DEVICE,
-            "--compute-type", COMPUTE_TYPE,
-            "--language", clips[0].lang,
-            "--beam-size", str(BEAM_SIZE),
-            "--jobs", str(settings.jobs),
-            "--format", "json",
-            "--output-dir", out_dir,
-            "--quiet",
-        ]  # fmt: skip
+        command = cli_transcribe_command(
+            clips, Path(out_dir), language=clips[0].lang, jobs=settings.jobs
+        )
         started = time.time()
         proc = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -302,12 +284,7 @@ def run_cli(clips: Sequence[Clip], settings: BenchSettings) -> Measurement:
             raise SystemExit(
                 f"asrserve transcribe exited with {proc.returncode}:\n{stderr[-4000:]}"
             )
-        texts = {
-            clip.id: json.loads((Path(out_dir) / f"{clip.audio.stem}.json").read_text("utf-8"))[
-                "text"
-            ]
-            for clip in clips
-        }
+        texts = read_cli_texts(clips, Path(out_dir))
     event = _load_event(stderr)
     if event is None:
         raise SystemExit("asrserve transcribe logged no 'loaded model' line to time decoding by")

@@ -288,36 +288,58 @@ def _load_event(stderr: str) -> tuple[float, float] | None:
     return None
 
 
+def cli_environment(cpu_threads: int) -> dict[str, str]:
+    """The environment for an `asrserve transcribe` run: only our settings, since ASRSERVE_*
+    variables in the caller's shell would make the CLI run differently from the other rows."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASRSERVE_")}
+    env |= {
+        "ASRSERVE_CPU_THREADS": str(cpu_threads),
+        # Info-level JSON logs carry the "loaded model" line that splits load from decoding.
+        "ASRSERVE_LOG_LEVEL": "info",
+        "ASRSERVE_LOG_FORMAT": "json",
+    }
+    return env
+
+
+def cli_transcribe_command(
+    clips: Sequence[Clip], out_dir: Path, *, language: str, jobs: int
+) -> list[str]:
+    """`asrserve transcribe` over all clips at once, with the benchmark's model settings."""
+    return [
+        *_asrserve_command(),
+        "transcribe",
+        *(str(clip.audio) for clip in clips),
+        "--model", MODEL,
+        "--device", DEVICE,
+        "--compute-type", COMPUTE_TYPE,
+        "--language", language,
+        "--beam-size", str(BEAM_SIZE),
+        "--jobs", str(jobs),
+        "--format", "json",
+        "--output-dir", str(out_dir),
+        "--quiet",
+    ]  # fmt: skip
+
+
+def read_cli_texts(clips: Sequence[Clip], out_dir: Path) -> dict[str, str]:
+    """Each clip's transcript from the CLI's `<stem>.json` outputs."""
+    return {
+        clip.id: json.loads((out_dir / f"{clip.audio.stem}.json").read_text("utf-8"))["text"]
+        for clip in clips
+    }
+
+
 def _run_cli(clips: Sequence[Clip], settings: BenchSettings, launched_at: float) -> RunResult:
     del launched_at  # the CLI is its own process: timed from its own launch below
     stems = [clip.audio.stem for clip in clips]
     if len(set(stems)) != len(stems):
         # The CLI names outputs by stem and numbers clashes in whatever order files finish.
         raise RuntimeError(f"audio file names repeat in subset {settings.subset}: {stems}")
-    # Only our settings: ASRSERVE_* variables in the caller's shell would make the CLI run
-    # differently from the in-process row.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASRSERVE_")}
-    env |= {
-        "ASRSERVE_CPU_THREADS": str(settings.cpu_threads),
-        # Info-level JSON logs carry the "loaded model" line that splits load from decoding.
-        "ASRSERVE_LOG_LEVEL": "info",
-        "ASRSERVE_LOG_FORMAT": "json",
-    }
+    env = cli_environment(settings.cpu_threads)
     with tempfile.TemporaryDirectory(prefix="asrserve-bench-") as out_dir:
-        command = [
-            *_asrserve_command(),
-            "transcribe",
-            *(str(clip.audio) for clip in clips),
-            "--model", MODEL,
-            "--device", DEVICE,
-            "--compute-type", COMPUTE_TYPE,
-            "--language", LANGUAGE,
-            "--beam-size", str(BEAM_SIZE),
-            "--jobs", str(settings.jobs),
-            "--format", "json",
-            "--output-dir", out_dir,
-            "--quiet",
-        ]  # fmt: skip
+        command = cli_transcribe_command(
+            clips, Path(out_dir), language=LANGUAGE, jobs=settings.jobs
+        )
         started = time.time()
         proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         finished = time.time()
@@ -325,12 +347,7 @@ def _run_cli(clips: Sequence[Clip], settings: BenchSettings, launched_at: float)
             raise RuntimeError(
                 f"asrserve transcribe exited with {proc.returncode}:\n{proc.stderr[-4000:]}"
             )
-        texts = {
-            clip.id: json.loads((Path(out_dir) / f"{clip.audio.stem}.json").read_text("utf-8"))[
-                "text"
-            ]
-            for clip in clips
-        }
+        texts = read_cli_texts(clips, Path(out_dir))
     event = _load_event(proc.stderr)
     return RunResult(
         texts=texts,
