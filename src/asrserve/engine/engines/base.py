@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -46,3 +47,21 @@ class Engine(Protocol):
         relative to the chunk's start and segment ids starting at 0. `options.language` is
         already resolved (never None) for single-language models and after detection."""
         ...
+
+
+class ClosingStream:
+    """`with engine.open_stream() as stream:` for the incremental engines' streams."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -26,13 +26,12 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 from pocketsphinx import Config, Decoder
 
 from asrserve.engine.audio import float32_to_pcm16
-from asrserve.engine.engines.base import SAMPLE_RATE, EngineInfo
+from asrserve.engine.engines.base import SAMPLE_RATE, ClosingStream, EngineInfo
 from asrserve.engine.errors import ModelError, ModelNotFoundError, UnsupportedLanguageError
 from asrserve.engine.options import DecodeOptions
 from asrserve.engine.types import LanguageGuess, Segment, Word
@@ -215,7 +214,7 @@ class PocketSphinxEngine:
         return _segments(tokens, self._fillers, self._frame_rate, duration)
 
 
-class PocketSphinxStream:
+class PocketSphinxStream(ClosingStream):
     """Incremental decoding of one live audio stream, one utterance at a time.
 
     Feed audio with `accept` (a partial hypothesis comes back after every call), end the utterance
@@ -281,17 +280,6 @@ class PocketSphinxStream:
             self._in_utterance = False
         self._buffer.clear()
         self._engine._release(decoder)
-
-    def __enter__(self) -> PocketSphinxStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _require_open(self) -> Decoder:
         if self._decoder is None:

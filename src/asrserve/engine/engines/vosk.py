@@ -18,14 +18,13 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 import vosk
 
 from asrserve.engine.audio import float32_to_pcm16
-from asrserve.engine.engines.base import SAMPLE_RATE, EngineInfo
+from asrserve.engine.engines.base import SAMPLE_RATE, ClosingStream, EngineInfo
 from asrserve.engine.errors import (
     InvalidOptionError,
     ModelError,
@@ -142,7 +141,7 @@ class VoskEngine:
             logger.debug("vosk cannot bias its search; ignoring %d hotwords", len(options.hotwords))
 
 
-class VoskStream:
+class VoskStream(ClosingStream):
     """Incremental decoding of one live audio stream.
 
     Feed audio with `accept` (the text so far comes back after every call), end the utterance with
@@ -181,17 +180,6 @@ class VoskStream:
     def close(self) -> None:
         """Release the recogniser; the stream cannot be used afterwards."""
         self._collector = None
-
-    def __enter__(self) -> VoskStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _require_open(self) -> _Utterances:
         if self._collector is None:
