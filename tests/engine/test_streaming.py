@@ -11,7 +11,7 @@ import pytest
 
 from asrserve.engine.audio import decode
 from asrserve.engine.engines.pocketsphinx import PocketSphinxEngine
-from asrserve.engine.options import DecodeOptions
+from asrserve.engine.options import DecodeOptions, TranscribeOptions
 from asrserve.engine.partials import IncrementalPartials, WhisperPartials
 from asrserve.engine.registry import LoadedModel, ModelRegistry
 from asrserve.engine.streaming import (
@@ -24,7 +24,7 @@ from asrserve.engine.streaming import (
 )
 from asrserve.engine.vad import Endpointer, EndpointerOptions, SpeechEnded, SpeechStarted
 from asrserve.evaluation.devset import Clip
-from asrserve.evaluation.wer import word_errors
+from asrserve.evaluation.wer import normalize, word_errors
 
 SR = 16000
 CHUNK = 960  # 60 ms, what FunASR's microphone clients send
@@ -114,6 +114,21 @@ def test_partials_while_speaking_then_an_accurate_final_per_utterance(
             assert partial_times[0] < final.end - 0.5, "the first partial came while speaking"
             spoken += 1
     assert spoken >= 2
+
+
+def test_soft_words_after_a_pause_stay_in_the_next_utterance(
+    whisper_base: LoadedModel, jfk: Clip
+) -> None:
+    # JFK pauses after "Americans"; "ask" then hovers around Silero's threshold. An endpointer
+    # that wanted 200 ms above the threshold opened the utterance at "not" and the final read
+    # "Not!": the stream lost a word the offline transcript has.
+    session = TwoPassSession(whisper_base.pipeline, EN)
+    _, finals = run(session, np.concatenate([silence(0.5), decode(jfk.audio), silence(1.5)]))
+    assert len(finals) >= 2, "the pause after 'Americans' ends an utterance"
+    joined = " ".join(f.text for f in finals)
+    offline = whisper_base.pipeline.transcribe(decode(jfk.audio), TranscribeOptions(decode=EN))
+    assert word_errors([jfk.text], [joined]).errors <= word_errors([jfk.text], [offline.text]).errors
+    assert "ask not what your country" in normalize(joined), joined
 
 
 def test_a_monologue_without_pauses_is_cut_at_the_maximum_length(

@@ -125,7 +125,8 @@ class EndpointerOptions:
     neg_threshold: float = 0.35
     """Below this a window counts towards the silence that ends an utterance."""
     min_speech_ms: int = 200
-    """Speech must last this long before an utterance starts (coughs and clicks do not)."""
+    """Speech must last this long before an utterance starts (coughs and clicks do not): from a
+    window at `threshold` on, through windows at `neg_threshold` or more."""
     end_silence_ms: int = 800
     """Silence that ends an utterance (FunASR's default): short enough to feel live, long
     enough that a breath inside a sentence does not cut it."""
@@ -178,7 +179,11 @@ class Endpointer:
             self._windows += 1
             now = self._windows * window_s
             if not self._in_speech:
-                self._speech_run = self._speech_run + 1 if prob >= opts.threshold else 0
+                # Silero's own hysteresis: a run opens on a window at `threshold` and holds while
+                # windows stay at `neg_threshold`. Soft words ("ask" before "not") hover between
+                # the two; demanding `threshold` throughout dropped them from the utterance.
+                if self._speech_run or prob >= opts.threshold:
+                    self._speech_run = self._speech_run + 1 if prob >= opts.neg_threshold else 0
                 if self._speech_run >= need_speech:
                     self._in_speech = True
                     self._silence_run = 0
