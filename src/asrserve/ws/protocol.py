@@ -148,6 +148,7 @@ def final_message(mode: str, wav_name: str, final: Final, *, is_final: bool) -> 
         "start_time": _ms(final.start),
         "end_time": _ms(final.end),
         "forced": final.forced,
+        "language": final.language,
     }
 
 

@@ -197,6 +197,8 @@ class Connection:
         registry = self.server.registry
         self.final_model = await anyio.to_thread.run_sync(registry.acquire, options.final_model)
         decode = DecodeOptions(language=config.language, hotwords=parse_hotwords(config.hotwords))
+        # A language the model cannot decode is refused now, not at the first final.
+        self.final_model.pipeline.settle_language([], decode)
         mode = Mode(config.mode)
         partials: PartialDecoder | None = None
         if mode is not Mode.OFFLINE:
@@ -206,6 +208,8 @@ class Connection:
             partial_interval_s=options.streaming.partial_interval_s,
             endpointing=options.streaming.endpointing,
             max_offline_s=options.limits.max_duration_s or options.streaming.max_offline_s,
+            itn=config.itn,
+            settle_probability=options.streaming.settle_probability,
         )
         self.session = TwoPassSession(
             self.final_model.pipeline, decode, options=streaming, partials=partials
