@@ -53,7 +53,8 @@ def start_server(
         ASRSERVE_LOG_FORMAT="json",
         **{f"ASRSERVE_{k.upper()}": v for k, v in settings.items()},
     )
-    scheme = "https" if settings.get("tls_self_signed") == "true" else "http"
+    tls = settings.get("tls_self_signed") == "true" or bool(settings.get("tls_certfile"))
+    scheme = "https" if tls else "http"
     return launch(f"{scheme}://127.0.0.1:{port}", tmp / f"{name}.log", data_dir, env, ready_timeout)
 
 

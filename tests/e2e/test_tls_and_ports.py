@@ -1,4 +1,4 @@
-"""TLS with a generated self-signed certificate, and the second (FunASR) port."""
+"""TLS with a configured or a generated self-signed certificate, and the second (FunASR) port."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import websockets
 
+from asrserve.cli.tls import ensure_self_signed
 from asrserve.engine.audio import decode, float32_to_pcm16
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.wer import word_errors
@@ -55,5 +56,24 @@ def test_wss_with_a_self_signed_certificate_on_both_ports(tmp_path: Path, jfk: C
         assert (
             httpx.get(f"https://localhost:{stream_port}/health", verify=trusting).status_code == 200
         )
+    finally:
+        server.stop()
+
+
+def test_wss_with_a_configured_certificate_that_the_client_verifies(
+    tmp_path: Path, jfk: Clip
+) -> None:
+    # An operator's own certificate (made here by the same code, in a directory of its own):
+    # the server must present exactly it, and a verifying client must accept it.
+    cert, key = ensure_self_signed(tmp_path / "operator", hosts=("localhost",))
+    server = start_server(tmp_path, name="tls-own", tls_certfile=str(cert), tls_keyfile=str(key))
+    try:
+        assert not (server.data_dir / "tls").exists(), "no certificate was generated"
+        verifying = ssl.create_default_context(cafile=str(cert))
+        port = server.url.rsplit(":", 1)[1]
+        pcm = float32_to_pcm16(decode(jfk.audio))
+        messages = asyncio.run(offline_session(f"wss://localhost:{port}/", pcm, verifying))
+        assert word_errors([jfk.text], [messages[0]["text"]]).rate < 0.1
+        assert messages[-1]["is_end"] is True
     finally:
         server.stop()

@@ -216,6 +216,35 @@ def test_without_svs_lang_each_stream_detects_its_language(
     assert word_errors([spanish.text], [text], language="es").rate < 0.5, text
 
 
+def test_unknown_keys_and_a_config_sent_mid_session_are_ignored(
+    server: ServerProcess, jfk: Clip
+) -> None:
+    first = json.loads(config(encoder_chunk_look_back=4, decoder_chunk_look_back=0, svs_itn=True))
+    first["a_key_from_the_future"] = {"nested": [1, 2]}
+    audio = pcm_of(jfk)
+    half = len(audio) // 2 // FRAME * FRAME
+
+    async def talk() -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        async with websockets.connect(ws_url(server), subprotocols=["binary"]) as ws:
+            await ws.send(json.dumps(first))
+            for i in range(0, half, FRAME):
+                await ws.send(audio[i : i + FRAME])
+            # FunASR's clients may repeat the config (new hotwords, a flag) mid-stream.
+            await ws.send(config(hotwords="Kennedy", another_unknown="x"))
+            for i in range(half, len(audio), FRAME):
+                await ws.send(audio[i : i + FRAME])
+            await ws.send(json.dumps({"is_speaking": False, "is_end": True}))
+            messages += [json.loads(m) async for m in ws]
+        return messages
+
+    messages = run(talk())
+    assert not [m for m in messages if "error" in m]
+    text = " ".join(m["text"] for m in finals(messages, "2pass-offline"))
+    assert word_errors([jfk.text], [text]).rate < 0.2, text
+    assert messages[-1]["is_end"] is True
+
+
 def test_an_old_client_end_message_still_flushes_the_final(
     server: ServerProcess, jfk: Clip
 ) -> None:
@@ -289,9 +318,28 @@ def test_four_concurrent_streams_are_all_right(
             *(session(ws_url(server), config(), pcm_of(c), pace=0.002) for c in clips)
         )
 
-    for clip, messages in zip(clips, run(all_at_once()), strict=True):
+    before = batch_totals(server, "whisper-base")
+    results = run(all_at_once())
+    after = batch_totals(server, "whisper-base")
+    for clip, messages in zip(clips, results, strict=True):
         text = " ".join(m["text"] for m in finals(messages, "2pass-offline"))
         assert word_errors([clip.text], [text]).rate < 0.25, (clip.id, text)
+    # One shared model decodes every stream's finals, and finals of different streams share
+    # batches: fewer batches than finals, while each of these short clips is one utterance.
+    assert [len(finals(m, "2pass-offline")) for m in results[1:]] == [1, 1, 1]
+    batches, items = after[0] - before[0], after[1] - before[1]
+    assert items == sum(len(finals(m, "2pass-offline")) for m in results)
+    assert batches < items, (batches, items)
+
+
+def batch_totals(server: ServerProcess, model: str) -> tuple[float, float]:
+    """(batches decoded, chunks in them) by `model` so far, from /metrics."""
+    totals = {"count": 0.0, "sum": 0.0}
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        for kind in totals:
+            if line.startswith(f'asrserve_batch_items_{kind}{{model="{model}"}}'):
+                totals[kind] = float(line.rsplit(" ", 1)[1])
+    return totals["count"], totals["sum"]
 
 
 @pytest.fixture(scope="module")
