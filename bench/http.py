@@ -71,6 +71,7 @@ from bench.offline import (  # noqa: E402
     cli_transcribe_command,
     machine_description,
     read_cli_texts,
+    require_positive,
     warm_file_cache,
 )
 
@@ -551,10 +552,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--jobs", type=int, default=2, help="The CLI's --jobs.")
     args = parser.parse_args(argv)
-    for name in ("repeat", "limit", "cpu_threads", "jobs"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    require_positive(parser, args, ("repeat", "limit", "cpu_threads", "jobs"))
     args.subset = tuple(s.strip() for s in args.subset.split(",") if s.strip())
     try:
         args.concurrency = tuple(int(c) for c in args.concurrency.split(",") if c.strip())

@@ -153,6 +153,16 @@ def select_clips(settings: BenchSettings) -> list[Clip]:
     return clips[: settings.limit] if settings.limit is not None else clips
 
 
+def require_positive(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, names: Sequence[str]
+) -> None:
+    """Exit with the parser's usage error when any of these whole-number options is below 1."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+
+
 def available_cpus() -> int:
     # The CPUs this process may run on, which a container or taskset can make fewer than the
     # machine's count.
@@ -692,10 +702,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--launched-at", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("repeat", "limit", "cpu_threads", "jobs", "batch_size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    require_positive(parser, args, ("repeat", "limit", "cpu_threads", "jobs", "batch_size"))
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in args.systems if s not in SYSTEMS]
     if unknown or not args.systems:

@@ -321,6 +321,7 @@ class TwoPassSession:
         self._offline = []
         duration = audio.size / SAMPLE_RATE
         future: Future[list[Segment]] = Future()
+        language = self.decode.language
         if audio.size == 0:
             future.set_result([])
         else:
@@ -331,8 +332,7 @@ class TwoPassSession:
             else:
                 future.set_result(list(transcript.segments))
                 language = transcript.info.language
-                return [PendingFinal(0, 0.0, duration, future, False, language, self.options.itn)]
-        return [PendingFinal(0, 0.0, duration, future, False, self.decode.language)]
+        return [PendingFinal(0, 0.0, duration, future, False, language, self.options.itn)]
 
 
 def _shift(segment: Segment, offset: float, end: float) -> Segment:
