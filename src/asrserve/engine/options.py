@@ -68,7 +68,12 @@ class DecodeOptions:
     temperatures: tuple[float, ...] = DEFAULT_TEMPERATURES
     """Tried in order: a chunk whose result looks broken is decoded again at the next one."""
     compression_ratio_threshold: float | None = 2.4
-    """A gzip compression ratio above this marks a repetitive (failed) decode."""
+    """A gzip compression ratio above this marks a repetitive decode..."""
+    loop_tokens_per_s: float = 5.0
+    """...which counts as failed only if it also writes more tokens than this per second of
+    audio. A looping decoder runs on far past the speaking rate, while speech that really
+    says the same thing again (read-back, menus, three identical prompts in one window) stays
+    at it; Whisper's ratio alone sent such windows to sampling, which wrote worse text."""
     log_prob_threshold: float | None = -1.0
     """An average token log-probability below this marks a failed decode."""
     no_speech_threshold: float | None = 0.6
@@ -94,6 +99,9 @@ class TranscribeOptions:
     vad: VadOptions = field(default_factory=VadOptions)
     vad_filter: bool = True
     """Segment by VAD first (strongly advised for Whisper on long audio)."""
+    recover_skipped_speech: bool = True
+    """Decode again, on its own, any speech region of a chunk that the chunk's decode left
+    without words (Whisper writes a sentence said twice in one window once)."""
     language_detection_segments: int = 2
     """How many speech chunks language detection may look at before settling."""
     language_detection_threshold: float = 0.5

@@ -5,6 +5,7 @@ The CLI, the HTTP API and the job workers all transcribe through this one code p
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, wait
@@ -15,6 +16,7 @@ import numpy as np
 
 from asrserve.engine import audio as audio_io
 from asrserve.engine.batching import DynamicBatcher
+from asrserve.engine.coverage import splice, uncovered_spans
 from asrserve.engine.engines.base import SAMPLE_RATE, Engine
 from asrserve.engine.errors import (
     AudioTooLongError,
@@ -23,8 +25,17 @@ from asrserve.engine.errors import (
     UnsupportedLanguageError,
 )
 from asrserve.engine.options import AudioLimits, DecodeOptions, TranscribeOptions
-from asrserve.engine.types import LanguageGuess, Segment, Transcript, TranscriptInfo, Word
+from asrserve.engine.types import (
+    LanguageGuess,
+    Segment,
+    SpeechSpan,
+    Transcript,
+    TranscriptInfo,
+    Word,
+)
 from asrserve.engine.vad import Chunk, plan_chunks, speech_spans
+
+log = logging.getLogger(__name__)
 
 AudioSource = str | os.PathLike[str] | bytes | BinaryIO | np.ndarray
 ProgressCallback = Callable[[float, float], None]
@@ -99,47 +110,44 @@ class Pipeline:
         chunks = prepared.chunks
         total = prepared.info.duration
         options = prepared.options.decode
-        audio = [c.audio for c in chunks]
-        futures: list[Future[list[Segment]]] = []
-        if progressive and len(chunks) > 1:
-            futures.append(self.batcher.submit(audio[0], options))
-            rest = audio[1:]
-        else:
-            rest = audio
+        recover = prepared.options.recover_skipped_speech
+        works = [_ChunkWork(chunk) for chunk in chunks]
         shares = _progress_shares(chunks, total)
         done_seconds = 0.0
         next_id = 0
         emitted = 0
         try:
-            if len(futures) == 1:
-                wait(futures)
-            futures.extend(self.batcher.submit_many(rest, options))
-            index = {id(f): i for i, f in enumerate(futures)}
-            pending: set[Future[list[Segment]]] = set(futures)
+            if progressive and len(works) > 1:
+                works[0].submit_first(self.batcher, options)
+                wait([works[0].first])
+            queued = [w for w in works if w.first is None]
+            firsts = self.batcher.submit_many([w.chunk.audio for w in queued], options)
+            for work, future in zip(queued, firsts, strict=True):
+                work.first = future
             reported = False
-            while emitted < len(chunks):
-                finished, pending = (
-                    (set(), pending)
-                    if not pending
-                    else wait(pending, return_when="FIRST_COMPLETED")
-                )
-                for future in finished:
-                    future.result()  # re-raises a decode failure here, in the caller
-                    done_seconds += shares[index[id(future)]]
-                if progress is not None and (finished or not reported):
+            while emitted < len(works):
+                pending = [f for w in works for f in w.outstanding()]
+                if pending:
+                    wait(pending, return_when="FIRST_COMPLETED")
+                settled = False
+                for work in works:
+                    if work.settle(self.batcher, options, recover=recover):
+                        done_seconds += shares[work.chunk.index]
+                        settled = True
+                if progress is not None and (settled or not reported):
                     progress(min(done_seconds, total), total)
                     reported = True
-                while emitted < len(chunks) and futures[emitted].done():
-                    chunk = chunks[emitted]
-                    for segment in futures[emitted].result():
-                        yield _on_timeline(segment, chunk, next_id, total)
+                while emitted < len(works) and works[emitted].settled:
+                    work = works[emitted]
+                    for segment in work.segments():
+                        yield _on_timeline(segment, work.chunk, next_id, total)
                         next_id += 1
                     emitted += 1
             if progress is not None and not chunks:
                 progress(total, total)
         finally:
-            for future in futures:
-                future.cancel()
+            for work in works:
+                work.cancel()
 
     def _load(self, source: AudioSource) -> np.ndarray:
         if isinstance(source, np.ndarray):
@@ -170,6 +178,71 @@ class Pipeline:
             # Nothing was heard, so nothing can be detected; report the most common default.
             return LanguageGuess("en", 0.0)
         return self.engine.detect_language(list(speech), threshold)
+
+
+class _ChunkWork:
+    """One chunk's decode, plus the decodes of the speech regions it left without words."""
+
+    def __init__(self, chunk: Chunk) -> None:
+        self.chunk = chunk
+        self.first: Future[list[Segment]] | None = None
+        self.repairs: list[tuple[SpeechSpan, Future[list[Segment]]]] = []
+        self.settled = False
+        self._checked = False
+
+    def submit_first(self, batcher: DynamicBatcher, options: DecodeOptions) -> None:
+        self.first = batcher.submit(self.chunk.audio, options)
+
+    def settle(self, batcher: DynamicBatcher, options: DecodeOptions, *, recover: bool) -> bool:
+        """Move on once the first decode is in: queue repairs if it lost speech. True the one
+        time the chunk becomes fully decoded. A decode failure is raised here, in the caller."""
+        if self.settled or self.first is None or not self.first.done():
+            return False
+        first = self.first.result()
+        if recover and not self._checked:
+            self._repair(first, batcher, options)
+        self._checked = True
+        if self.outstanding():
+            return False
+        for _, future in self.repairs:
+            future.result()
+        self.settled = True
+        return True
+
+    def _repair(
+        self, first: list[Segment], batcher: DynamicBatcher, options: DecodeOptions
+    ) -> None:
+        gaps = uncovered_spans(first, self.chunk.spans)
+        if not gaps:
+            return
+        log.info(
+            "chunk at %.1f s left %d of its %d speech regions without words; decoding them "
+            "on their own",
+            self.chunk.start,
+            len(gaps),
+            len(self.chunk.spans),
+        )
+        audio = self.chunk.audio
+        pieces = [audio[round(g.start * SAMPLE_RATE) : round(g.end * SAMPLE_RATE)] for g in gaps]
+        self.repairs = list(zip(gaps, batcher.submit_many(pieces, options), strict=True))
+
+    def outstanding(self) -> list[Future[list[Segment]]]:
+        futures = [self.first] if self.first is not None else []
+        futures += [f for _, f in self.repairs]
+        return [f for f in futures if not f.done()]
+
+    def segments(self) -> list[Segment]:
+        assert self.first is not None
+        first = self.first.result()
+        if not self.repairs:
+            return first
+        return splice(first, [(span, future.result()) for span, future in self.repairs])
+
+    def cancel(self) -> None:
+        if self.first is not None:
+            self.first.cancel()
+        for _, future in self.repairs:
+            future.cancel()
 
 
 def _check_samples(samples: np.ndarray, limits: AudioLimits) -> np.ndarray:

@@ -25,6 +25,9 @@ class Chunk:
     start: float
     end: float
     audio: np.ndarray
+    spans: tuple[SpeechSpan, ...] = ()
+    """The VAD's speech regions inside the chunk, relative to the chunk's start (empty when the
+    VAD was off)."""
 
     @property
     def duration(self) -> float:
@@ -56,29 +59,30 @@ def plan_chunks(
     chunk. Without spans (VAD off) the input is cut into consecutive `max_chunk_s` windows.
     """
     duration = audio.size / SAMPLE_RATE
+    groups: list[tuple[float, float, list[SpeechSpan]]] = []
     if spans is None:
-        bounds = []
         start = 0.0
         while start < duration:
             end = min(start + options.max_chunk_s, duration)
-            bounds.append((start, end))
+            groups.append((start, end, []))
             start = end
     else:
-        bounds = []
         for span in spans:
-            if bounds:
-                start, end = bounds[-1]
+            if groups:
+                start, end, members = groups[-1]
                 fits = span.end - start <= options.max_chunk_s
                 close = span.start - end <= options.max_merge_gap_s
                 if fits and close:
-                    bounds[-1] = (start, max(end, span.end))
+                    groups[-1] = (start, max(end, span.end), [*members, span])
                     continue
-            bounds.append((span.start, span.end))
+            groups.append((span.start, span.end, [span]))
     chunks = []
-    for start, end in bounds:
+    for start, end, members in groups:
         a, b = round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)
         if b > a:
-            chunks.append(Chunk(len(chunks), a / SAMPLE_RATE, b / SAMPLE_RATE, audio[a:b]))
+            offset = a / SAMPLE_RATE
+            inner = tuple(SpeechSpan(s.start - offset, s.end - offset) for s in members)
+            chunks.append(Chunk(len(chunks), offset, b / SAMPLE_RATE, audio[a:b], inner))
     return chunks
 
 

@@ -43,7 +43,12 @@ class _Decoded:
     no_speech_prob: float
     compression_ratio: float
     temperature: float
+    duration: float
     silent: bool = False
+
+    @property
+    def tokens_per_s(self) -> float:
+        return len(self.tokens) / max(self.duration, 1.0)
 
 
 def resolve_device(device: str) -> str:
@@ -163,8 +168,9 @@ class WhisperEngine:
         with self._lock:
             features = self._features(chunks)
             encoder_output = self._model.encode(features)
+            durations = [len(c) / SAMPLE_RATE for c in chunks]
             decoded = self._decode_with_fallback(
-                encoder_output, features, prompt, tokenizer, options
+                encoder_output, features, durations, prompt, tokenizer, options
             )
             return self._to_segments(chunks, decoded, encoder_output, features, tokenizer, options)
 
@@ -172,7 +178,7 @@ class WhisperEngine:
         self,
         encoder_output: ctranslate2.StorageView,
         prompt: list[int],
-        batch: int,
+        durations: Sequence[float],
         temperature: float,
         tokenizer: Tokenizer,
         options: DecodeOptions,
@@ -184,7 +190,7 @@ class WhisperEngine:
             search = {"beam_size": options.beam_size, "patience": options.patience}
         results = self._model.model.generate(
             encoder_output,
-            [list(prompt) for _ in range(batch)],
+            [list(prompt) for _ in durations],
             length_penalty=options.length_penalty,
             max_length=self._model.max_length,
             suppress_blank=True,
@@ -194,7 +200,7 @@ class WhisperEngine:
             **search,
         )
         out = []
-        for result in results:
+        for result, duration in zip(results, durations, strict=True):
             # With several sampled hypotheses, keep the most probable per token.
             best = max(
                 range(len(result.sequences_ids)),
@@ -211,6 +217,7 @@ class WhisperEngine:
                     no_speech_prob=result.no_speech_prob,
                     compression_ratio=get_compression_ratio(text) if text.strip() else 0.0,
                     temperature=temperature,
+                    duration=duration,
                 )
             )
         return out
@@ -219,13 +226,14 @@ class WhisperEngine:
         self,
         encoder_output: ctranslate2.StorageView,
         features: np.ndarray,
+        durations: Sequence[float],
         prompt: list[int],
         tokenizer: Tokenizer,
         options: DecodeOptions,
     ) -> list[_Decoded]:
         temperatures = options.temperatures or (0.0,)
         chosen = self._generate(
-            encoder_output, prompt, len(features), temperatures[0], tokenizer, options
+            encoder_output, prompt, durations, temperatures[0], tokenizer, options
         )
         pending = [i for i, d in enumerate(chosen) if self._needs_fallback(d, options)]
         for temperature in temperatures[1:]:
@@ -233,7 +241,7 @@ class WhisperEngine:
                 break
             retry_out = self._model.encode(features[pending])
             retried = self._generate(
-                retry_out, prompt, len(pending), temperature, tokenizer, options
+                retry_out, prompt, [durations[i] for i in pending], temperature, tokenizer, options
             )
             still = []
             for i, candidate in zip(pending, retried, strict=True):
@@ -259,24 +267,25 @@ class WhisperEngine:
     def _needs_fallback(d: _Decoded, options: DecodeOptions) -> bool:
         if WhisperEngine._is_silence(d, options):
             return False
-        too_repetitive = (
-            options.compression_ratio_threshold is not None
-            and d.compression_ratio > options.compression_ratio_threshold
-        )
         too_unlikely = (
             options.log_prob_threshold is not None and d.avg_logprob < options.log_prob_threshold
         )
-        return too_repetitive or too_unlikely
+        return WhisperEngine._looping(d, options) or too_unlikely
+
+    @staticmethod
+    def _looping(d: _Decoded, options: DecodeOptions) -> bool:
+        return (
+            options.compression_ratio_threshold is not None
+            and d.compression_ratio > options.compression_ratio_threshold
+            and d.tokens_per_s > options.loop_tokens_per_s
+        )
 
     @staticmethod
     def _better(candidate: _Decoded, current: _Decoded, options: DecodeOptions) -> bool:
         """Prefer a result that passes the repetition check, then the more probable one."""
-        threshold = options.compression_ratio_threshold
-        if threshold is not None:
-            cand_ok = candidate.compression_ratio <= threshold
-            cur_ok = current.compression_ratio <= threshold
-            if cand_ok != cur_ok:
-                return cand_ok
+        cand_loops = WhisperEngine._looping(candidate, options)
+        if cand_loops != WhisperEngine._looping(current, options):
+            return not cand_loops
         return candidate.avg_logprob > current.avg_logprob
 
     def _to_segments(

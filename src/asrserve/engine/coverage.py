@@ -1,0 +1,153 @@
+"""Finding speech that a decode left without words, and splicing its repair back in.
+
+Whisper decoding a window that holds the same sentence two or three times (read-back, menus,
+"thank you, thank you") tends to write it once: the other repeats are simply not in the text,
+and the aligned words leave their stretch of the window empty. The VAD knows where speech was,
+so a chunk whose words cover some of its speech regions but not others has lost words; the
+regions left empty are decoded again on their own, where nothing repeats.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import replace
+
+from asrserve.engine.types import Segment, SpeechSpan, Word
+
+MIN_SPEECH_S = 0.3
+"""A region with less unpadded speech than this is too short to be sure a word was lost."""
+MIN_COVERED = 0.5
+"""A region whose words span less than this share of it was (at least partly) skipped: the
+alignment stretches the words next to a skipped repeat into it, but not across most of it.
+A region taken for skipped when it was not costs one more decode, not a duplicate: its repair
+replaces the words the first decode put there."""
+
+
+def uncovered_spans(
+    segments: Sequence[Segment], spans: Sequence[SpeechSpan], *, pad_s: float = 0.3
+) -> list[SpeechSpan]:
+    """Speech regions of a chunk that decoded words (or word-less segments) barely overlap.
+
+    Each region is first shrunk by the VAD's padding, so a word of the neighbouring region
+    that the alignment stretched into the pad does not count as covering it. Returns nothing
+    unless some region is covered: a chunk with no words at all was judged silent as a whole,
+    and decoding its pieces again would only invite text where the model heard none.
+    """
+    marks = [(w.start, w.end) for s in segments for w in s.words]
+    marks += [(s.start, s.end) for s in segments if not s.words and s.text.strip()]
+    if not marks or len(spans) < 2:
+        return []
+    empty = []
+    for span in spans:
+        inset = min(pad_s, span.duration / 3)
+        low, high = span.start + inset, span.end - inset
+        if high - low < MIN_SPEECH_S:
+            continue
+        if _covered(marks, low, high) < MIN_COVERED * (high - low):
+            empty.append(span)
+    return empty
+
+
+def _covered(marks: Sequence[tuple[float, float]], low: float, high: float) -> float:
+    """Seconds of [low, high] inside the union of the marks."""
+    total = 0.0
+    reached = low
+    for start, end in sorted(marks):
+        start, end = max(start, reached), min(end, high)
+        if end > start:
+            total += end - start
+            reached = end
+    return total
+
+
+def splice(
+    segments: Sequence[Segment], repairs: Sequence[tuple[SpeechSpan, Sequence[Segment]]]
+) -> list[Segment]:
+    """The chunk's segments with each repaired region's segments placed at its time.
+
+    The repair replaces what the first decode put inside the region (words whose middle falls
+    in it), and segments of the first decode that run across a region are cut there, so the
+    result stays in time order. Repair segments are relative to their region.
+    """
+    spans = [span for span, _ in repairs]
+    starts = sorted(span.start for span in spans)
+    out: list[Segment] = []
+    for segment in segments:
+        kept = _without_words_in(segment, spans)
+        if kept is not None:
+            out.extend(_cut_at(kept, starts))
+    for span, decoded in repairs:
+        out.extend(_shifted(s, span.start) for s in decoded)
+    out.sort(key=lambda s: (s.start, s.end))
+    ordered: list[Segment] = []
+    for segment in out:
+        floor = ordered[-1].end if ordered else segment.start
+        ordered.append(replace(_not_before(segment, floor), id=len(ordered)))
+    return ordered
+
+
+def _without_words_in(segment: Segment, spans: Sequence[SpeechSpan]) -> Segment | None:
+    def inside(word: Word) -> bool:
+        middle = (word.start + word.end) / 2
+        return any(span.start <= middle <= span.end for span in spans)
+
+    if not segment.words:
+        return segment
+    words = [w for w in segment.words if not inside(w)]
+    if len(words) == len(segment.words):
+        return segment
+    if not words:
+        return None
+    return replace(
+        segment,
+        start=words[0].start,
+        end=max(words[-1].end, words[0].start),
+        text="".join(w.word for w in words),
+        words=tuple(words),
+        tokens=(),
+    )
+
+
+def _cut_at(segment: Segment, starts: Sequence[float]) -> list[Segment]:
+    if not segment.words:
+        return [segment]
+    groups: dict[int, list[Word]] = {}
+    for word in segment.words:
+        groups.setdefault(bisect.bisect_right(starts, word.start), []).append(word)
+    if len(groups) == 1:
+        return [segment]
+    return [
+        replace(
+            segment,
+            start=words[0].start,
+            end=max(words[-1].end, words[0].start),
+            text="".join(w.word for w in words),
+            words=tuple(words),
+            tokens=(),
+        )
+        for _, words in sorted(groups.items())
+    ]
+
+
+def _not_before(segment: Segment, floor: float) -> Segment:
+    """The first decode's alignment may stretch a word into the repaired region next to it;
+    clip it so that segments never overlap."""
+    if segment.start >= floor:
+        return segment
+    words = tuple(
+        replace(w, start=max(w.start, floor), end=max(w.end, floor)) for w in segment.words
+    )
+    return replace(segment, start=floor, end=max(segment.end, floor), words=words)
+
+
+def _shifted(segment: Segment, offset: float) -> Segment:
+    def move(t: float) -> float:
+        return round(t + offset, 3)
+
+    return replace(
+        segment,
+        start=move(segment.start),
+        end=move(segment.end),
+        words=tuple(replace(w, start=move(w.start), end=move(w.end)) for w in segment.words),
+    )

@@ -1,0 +1,68 @@
+"""Which speech regions a decode left without words, and how their repair is spliced in."""
+
+from __future__ import annotations
+
+from asrserve.engine.coverage import splice, uncovered_spans
+from asrserve.engine.types import Segment, SpeechSpan, Word
+
+
+def segment(*items: tuple[float, float, str]) -> Segment:
+    words = tuple(Word(s, e, w, 0.9) for s, e, w in items)
+    return Segment(0, words[0].start, words[-1].end, "".join(w.word for w in words), words)
+
+
+THREE_PROMPTS = [SpeechSpan(0.0, 4.0), SpeechSpan(5.0, 9.0), SpeechSpan(10.0, 14.0)]
+
+
+def test_a_skipped_repeat_is_found() -> None:
+    # The sentence said three times came out twice: the middle region holds no word.
+    said = [segment((0.4, 1.5, " Go"), (1.5, 3.6, " forward.")),
+            segment((10.4, 11.5, " Go"), (11.5, 13.6, " forward."))]  # fmt: skip
+    assert uncovered_spans(said, THREE_PROMPTS) == [THREE_PROMPTS[1]]
+
+
+def test_a_word_stretched_a_little_into_a_skipped_region_does_not_cover_it() -> None:
+    said = [segment((0.4, 1.5, " Go"), (1.5, 5.9, " forward."))]
+    assert uncovered_spans(said, THREE_PROMPTS) == THREE_PROMPTS[1:]
+
+
+def test_regions_with_words_and_whole_silent_chunks_need_nothing() -> None:
+    every = [segment((0.4, 3.6, " one")), segment((5.4, 8.6, " two")),
+             segment((10.4, 13.6, " three"))]  # fmt: skip
+    assert uncovered_spans(every, THREE_PROMPTS) == []
+    # Nothing decoded at all: the decoder judged the chunk silent, not a lost repeat.
+    assert uncovered_spans([], THREE_PROMPTS) == []
+    # A single region is the whole chunk: decoding it again alone would change nothing.
+    assert uncovered_spans([segment((0.4, 1.0, " hi"))], [SpeechSpan(0.0, 4.0)]) == []
+
+
+def test_regions_too_short_to_judge_are_left_alone() -> None:
+    spans = [SpeechSpan(0.0, 4.0), SpeechSpan(5.0, 5.7)]
+    assert uncovered_spans([segment((0.4, 3.6, " one"))], spans) == []
+
+
+def test_a_word_less_segment_covers_its_time() -> None:
+    bare = [Segment(0, 0.0, 4.0, " one"), Segment(1, 5.0, 9.0, " two")]
+    assert uncovered_spans(bare, THREE_PROMPTS) == [THREE_PROMPTS[2]]
+
+
+def test_the_repair_takes_its_place_in_time_order_and_replaces_what_was_there() -> None:
+    # The first decode stretched one sentence over two regions; the second region's repair
+    # replaces the stray word and splits the segment that ran across it.
+    first = [segment((0.4, 1.5, " Go"), (1.5, 3.6, " forward."), (6.0, 8.0, " forward."),
+                     (10.4, 13.6, " Stop."))]  # fmt: skip
+    repair = [segment((0.2, 1.2, " Go"), (1.2, 3.5, " forward."))]
+    out = splice(first, [(THREE_PROMPTS[1], repair)])
+    assert [s.text for s in out] == [" Go forward.", " Go forward.", " Stop."]
+    assert [s.id for s in out] == [0, 1, 2]
+    assert [(s.start, s.end) for s in out] == [(0.4, 3.6), (5.2, 8.5), (10.4, 13.6)]
+    starts = [w.start for s in out for w in s.words]
+    assert starts == sorted(starts)
+
+
+def test_spliced_segments_never_overlap() -> None:
+    first = [segment((0.4, 5.3, " Hello."))]
+    repair = [segment((0.0, 2.0, " Again."))]
+    out = splice(first, [(SpeechSpan(5.0, 9.0), repair)])
+    assert [s.text for s in out] == [" Hello.", " Again."]
+    assert out[1].start >= out[0].end
