@@ -22,12 +22,19 @@ from pydantic_settings import (
 
 from asrserve.api.options import ServerOptions
 from asrserve.engine.models import DEFAULT_MODEL
-from asrserve.engine.options import AudioLimits, BatchingOptions
+from asrserve.engine.options import (
+    AudioLimits,
+    BatchingOptions,
+    LanguageOptions,
+    parse_languages,
+)
 from asrserve.engine.registry import EngineSettings
 
 CONFIG_ENV = "ASRSERVE_CONFIG"
 # The file given with --config, for the duration of one load_settings call: pydantic-settings
 # asks for its sources through a classmethod, and the process environment must not be changed.
+_LANGUAGES = LanguageOptions()  # the defaults' one home
+
 _config_file: ContextVar[Path | None] = ContextVar("asrserve_config_file", default=None)
 
 
@@ -45,6 +52,17 @@ class Settings(BaseSettings):
     batch_seconds: float = Field(240.0, gt=0, description="Most audio seconds in one batch.")
     batch_size: int = Field(16, ge=1, description="Most chunks in one batch.")
     batch_wait_ms: float = Field(10.0, ge=0, description="Wait for a batch to fill.")
+    languages: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(_LANGUAGES.expected),
+        description="Comma list of the languages audio may be in (en,es); empty: any.",
+    )
+    language_fallback: str | None = Field(
+        _LANGUAGES.fallback,
+        description="Used below the confidence floor (default: the first of `languages`).",
+    )
+    language_floor: float = Field(
+        _LANGUAGES.floor, ge=0, le=1, description="Detection probability below which to fall back."
+    )
     max_audio_seconds: float | None = Field(4 * 3600.0, gt=0)
     max_upload_mb: float | None = Field(1024.0, gt=0)
     log_level: str = Field("info", description="debug, info, warning, error.")
@@ -93,6 +111,13 @@ class Settings(BaseSettings):
     tls_keyfile: Path | None = Field(None, description="The certificate's private key.")
     tls_self_signed: bool = Field(False, description="Generate a self-signed certificate.")
 
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _language_list(cls, value: object) -> object:
+        if isinstance(value, str | list | tuple):
+            return list(parse_languages(value))
+        return value
+
     @field_validator("api_keys", "cors_origins", "models_served", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -127,6 +152,13 @@ class Settings(BaseSettings):
             max_wait_ms=self.batch_wait_ms,
         )
 
+    def language_options(self) -> LanguageOptions:
+        return LanguageOptions(
+            expected=tuple(self.languages),
+            fallback=self.language_fallback,
+            floor=self.language_floor,
+        )
+
     def server_options(self) -> ServerOptions:
         return ServerOptions(
             default_model=self.model,
@@ -134,6 +166,7 @@ class Settings(BaseSettings):
             engine=self.engine_settings(),
             batching=self.batching(),
             limits=self.limits(),
+            languages=self.language_options(),
             models_served=tuple(self.models_served),
             api_keys=tuple(k.get_secret_value() for k in self.api_keys),
             cors_origins=tuple(self.cors_origins),

@@ -142,6 +142,13 @@ def test_stdout_output_and_hotwords_and_bad_options(media: dict[str, Path]) -> N
     bad = run_cli("transcribe", media["m4a"], "-f", "docx", "-o", "-")
     assert bad.returncode == 2
     assert "docx" in bad.stderr
+    bad_languages = run_cli("transcribe", media["m4a"], "--languages", "en,1", "-o", "-")
+    assert bad_languages.returncode == 2
+    assert "--languages" in bad_languages.stderr
+    expected = run_cli("transcribe", media["m4a"], "--languages", "en,es", "-f", "verbose_json",
+                       "-o", "-", "-q")  # fmt: skip
+    assert expected.returncode == 0, expected.stderr
+    assert json.loads(expected.stdout)["language"] == "english"
     bad_model = run_cli("transcribe", media["m4a"], "--model", "no-such-model", "-o", "-")
     assert bad_model.returncode == 1
     assert "Unknown model" in bad_model.stderr

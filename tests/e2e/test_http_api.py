@@ -122,6 +122,32 @@ def test_translation_to_english(client: OpenAI, dev_set: Path) -> None:
     assert not {"la", "que", "el", "una"} & words, result.text
 
 
+def test_expected_languages_decide_short_prompts(
+    client: OpenAI, server: ServerProcess, dev_set: Path
+) -> None:
+    # A 1.5 s Spanish telephone prompt that Whisper's language token alone calls Italian
+    # (development set, es_prompts).
+    clip = next(
+        c for c in load_subset("es_prompts", dev_set) if c.id == "asterisk-es-agent-loginok"
+    )
+    with clip.audio.open("rb") as fh:
+        result = client.audio.transcriptions.create(
+            model="whisper-1", file=fh, response_format="verbose_json",
+            extra_body={"languages": "en,es"},
+        )  # fmt: skip
+    assert result.language == "spanish"
+    body = result.model_dump()
+    assert body["language_probability"] > 0.9
+    assert body["language_source"] == "detected"
+    bad = httpx.post(
+        f"{server.url}/v1/audio/transcriptions",
+        files={"file": ("a.wav", clip.audio.read_bytes())},
+        data={"languages": "en,spanish!"},
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "languages"
+
+
 def test_models(client: OpenAI) -> None:
     ids = [m.id for m in client.models.list()]
     assert ids[0] == "whisper-base"

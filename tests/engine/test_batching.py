@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import CancelledError
 
 import numpy as np
@@ -33,7 +33,9 @@ class RecordingEngine:
     def info(self) -> EngineInfo:
         return EngineInfo("fake", "fake", None, 30.0)
 
-    def detect_language(self, audio: Sequence[np.ndarray], threshold: float = 0.5) -> LanguageGuess:
+    def detect_language(
+        self, audio: Sequence[np.ndarray], candidates: Collection[str] = ()
+    ) -> LanguageGuess:
         return LanguageGuess("en", 1.0)
 
     def transcribe_chunks(

@@ -28,7 +28,7 @@ from asrserve.engine.types import Segment, Transcript, TranscriptInfo, Word
 
 # The keys of OpenAI's verbose_json response, and the extras we add beside them.
 OPENAI_TOP_KEYS = {"task", "language", "duration", "text", "segments", "words"}
-EXTRA_TOP_KEYS = {"language_code", "language_probability"}
+EXTRA_TOP_KEYS = {"language_code", "language_probability", "language_source"}
 OPENAI_SEGMENT_KEYS = {
     "id",
     "seek",

@@ -34,6 +34,7 @@ def build_services(options: ServerOptions, metrics: Metrics) -> Services:
         engine_settings=options.engine,
         batching=options.batching,
         limits=options.limits,
+        languages=options.languages,
         on_batch=lambda model, stats: metrics.track_batch(model, stats.items),
         on_load=metrics.track_model_load,
     )

@@ -20,6 +20,7 @@ from asrserve.engine.options import (
     DecodeOptions,
     TranscribeOptions,
     parse_hotwords,
+    parse_languages,
 )
 from asrserve.engine.types import Transcript
 
@@ -39,6 +40,11 @@ class TranscriptionRequest:
         decode = self.options.decode
         return {
             "language": decode.language,
+            "languages": (
+                None
+                if self.options.expected_languages is None
+                else list(self.options.expected_languages)
+            ),
             "task": decode.task,
             "prompt": decode.initial_prompt,
             "hotwords": list(decode.hotwords),
@@ -61,7 +67,12 @@ def options_from_record(record: dict[str, Any]) -> TranscribeOptions:
         temperatures=tuple(record.get("temperatures", DEFAULT_TEMPERATURES)),
         beam_size=int(record.get("beam_size", 5)),
     )
-    return TranscribeOptions(decode=decode, vad_filter=bool(record.get("vad_filter", True)))
+    expected = record.get("languages")
+    return TranscribeOptions(
+        decode=decode,
+        vad_filter=bool(record.get("vad_filter", True)),
+        expected_languages=None if expected is None else tuple(expected),
+    )
 
 
 def _bad(message: str, param: str) -> ApiError:
@@ -73,6 +84,7 @@ def build_request(
     file: UploadFile,
     model: str | None,
     language: str | None,
+    languages: str | None,
     prompt: str | None,
     response_format: str,
     temperature: float | None,
@@ -110,8 +122,14 @@ def build_request(
     )
     if beam_size is not None:
         decode = replace(decode, beam_size=beam_size)
+    try:
+        expected = parse_languages(languages) if languages is not None else None
+    except AsrError as exc:
+        raise _bad(str(exc), "languages") from exc
     options = TranscribeOptions(
-        decode=decode, vad_filter=True if vad_filter is None else vad_filter
+        decode=decode,
+        vad_filter=True if vad_filter is None else vad_filter,
+        expected_languages=expected,
     )
     return TranscriptionRequest(
         file=file,
@@ -130,6 +148,10 @@ ModelField = Annotated[
     str | None, Form(description="A served model; OpenAI names mean the default.")
 ]
 LanguageField = Annotated[str | None, Form(description="ISO 639-1 code; detected when absent.")]
+LanguagesField = Annotated[
+    str | None,
+    Form(description="Expected languages (en,es): detection chooses among them only."),
+]
 PromptField = Annotated[str | None, Form(description="Text to guide style and vocabulary.")]
 FormatField = Annotated[str, Form(description="json, verbose_json, text, srt or vtt.")]
 TemperatureField = Annotated[float | None, Form(description="0 lets the decoder fall back.")]
@@ -147,6 +169,7 @@ async def transcription_form(
     file: FileField,
     model: ModelField = None,
     language: LanguageField = None,
+    languages: LanguagesField = None,
     prompt: PromptField = None,
     response_format: FormatField = "json",
     temperature: TemperatureField = None,
@@ -158,7 +181,7 @@ async def transcription_form(
     stream: StreamField = False,
 ) -> TranscriptionRequest:
     return build_request(
-        file=file, model=model, language=language, prompt=prompt,
+        file=file, model=model, language=language, languages=languages, prompt=prompt,
         response_format=response_format, temperature=temperature,
         granularities=[*(timestamp_granularities_brackets or ()), *(timestamp_granularities or ())],
         hotwords=hotwords, beam_size=beam_size, vad_filter=vad_filter, stream=stream,
@@ -176,7 +199,8 @@ async def translation_form(
     beam_size: BeamField = None,
 ) -> TranscriptionRequest:
     return build_request(
-        file=file, model=model, language=None, prompt=prompt, response_format=response_format,
+        file=file, model=model, language=None, languages=None, prompt=prompt,
+        response_format=response_format,
         temperature=temperature, granularities=[], hotwords=hotwords, beam_size=beam_size,
         vad_filter=None, stream=False, task="translate",
     )  # fmt: skip

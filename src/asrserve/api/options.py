@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asrserve.engine.models import CATALOGUE, DEFAULT_MODEL
-from asrserve.engine.options import AudioLimits, BatchingOptions
+from asrserve.engine.options import AudioLimits, BatchingOptions, LanguageOptions
 from asrserve.engine.registry import EngineSettings
 
 
@@ -17,6 +17,7 @@ class ServerOptions:
     engine: EngineSettings = field(default_factory=EngineSettings)
     batching: BatchingOptions = field(default_factory=BatchingOptions)
     limits: AudioLimits = field(default_factory=AudioLimits)
+    languages: LanguageOptions = field(default_factory=LanguageOptions)
     models_served: tuple[str, ...] = ()
     """Models clients may name; empty means the default model plus the catalogue."""
     api_keys: tuple[str, ...] = ()

@@ -31,7 +31,12 @@ from rich.text import Text
 from asrserve.config import Settings, load_settings
 from asrserve.engine.errors import AsrError
 from asrserve.engine.formats import ResponseFormat, file_extension, parse_format, render
-from asrserve.engine.options import DecodeOptions, TranscribeOptions, parse_hotwords
+from asrserve.engine.options import (
+    DecodeOptions,
+    TranscribeOptions,
+    parse_hotwords,
+    parse_languages,
+)
 from asrserve.engine.pipeline import Pipeline
 from asrserve.engine.registry import ModelRegistry
 from asrserve.engine.types import Transcript
@@ -118,6 +123,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def build_options(
     language: str,
+    languages: str | None,
     task: str,
     beam_size: int,
     temperature: str,
@@ -143,13 +149,20 @@ def build_options(
         initial_prompt=initial_prompt,
         word_timestamps=word_timestamps,
     )
-    return TranscribeOptions(decode=decode, vad_filter=vad)
+    try:
+        expected = parse_languages(languages) if languages is not None else None
+    except AsrError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--languages") from exc
+    return TranscribeOptions(decode=decode, vad_filter=vad, expected_languages=expected)
 
 
 def transcribe(
     inputs: list[Path] = typer.Argument(..., help="Audio or video files, or directories."),
     model: str | None = typer.Option(None, "--model", "-m", help="Model (default whisper-base)."),
     language: str = typer.Option("auto", "--language", "-l", help="Language code or auto."),
+    languages: str | None = typer.Option(
+        None, help="Expected languages, e.g. en,es: auto detection chooses among them only."
+    ),
     task: str = typer.Option("transcribe", help="transcribe, or translate to English."),
     formats: str = typer.Option(
         "json", "--format", "-f", help="Comma list of json, verbose_json, text, srt, vtt."
@@ -181,7 +194,15 @@ def transcribe(
     except AsrError as exc:
         raise typer.BadParameter(str(exc), param_hint="--format") from exc
     options = build_options(
-        language, task, beam_size, temperature, hotwords, initial_prompt, word_timestamps, vad
+        language,
+        languages,
+        task,
+        beam_size,
+        temperature,
+        hotwords,
+        initial_prompt,
+        word_timestamps,
+        vad,
     )
     to_stdout = output_dir == STDOUT
     out_dir = Path(output_dir)
@@ -215,6 +236,7 @@ def _registry(settings: Settings) -> ModelRegistry:
         engine_settings=settings.engine_settings(),
         batching=settings.batching(),
         limits=settings.limits(),
+        languages=settings.language_options(),
     )
 
 

@@ -61,6 +61,22 @@ def _covered(marks: Sequence[tuple[float, float]], low: float, high: float) -> f
     return total
 
 
+def unheard_dropped(
+    segments: Sequence[Segment], spans: Sequence[SpeechSpan], no_speech_threshold: float
+) -> list[Segment]:
+    """Segments without those that overlap no speech region and that the decoder itself
+    gave a no-speech probability of `no_speech_threshold` or more: with VAD filtering off,
+    Whisper writes "you" on digital silence (no-speech 0.73) and "Yeah." on pink noise (0.81)
+    with likely enough tokens for its own silence rule to keep them."""
+    kept = [
+        s
+        for s in segments
+        if s.no_speech_prob < no_speech_threshold
+        or any(span.end > s.start and span.start < s.end for span in spans)
+    ]
+    return kept if len(kept) == len(segments) else [replace(s, id=i) for i, s in enumerate(kept)]
+
+
 def splice(
     segments: Sequence[Segment], repairs: Sequence[tuple[SpeechSpan, Sequence[Segment]]]
 ) -> list[Segment]:

@@ -273,6 +273,7 @@ def _verbose(
         data["words"] = [_word_dict(w) for w in transcript.words]
     data["language_code"] = info.language
     data["language_probability"] = float(info.language_probability)
+    data["language_source"] = info.language_source
     return data
 
 

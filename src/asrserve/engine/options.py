@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from asrserve.engine.errors import InvalidOptionError
@@ -78,6 +79,12 @@ class DecodeOptions:
     """An average token log-probability below this marks a failed decode."""
     no_speech_threshold: float | None = 0.6
     """A chunk with no-speech probability above this and a failed log-probability is silence."""
+    failed_no_speech_threshold: float | None = 0.4
+    """A chunk whose greedy decode failed (too unlikely or looping) is not speech already at
+    this no-speech probability. Measured with the VAD off (2026-11-29): sound effects and music
+    failed their greedy decode at no-speech 0.44-0.58 and were sampled into "I'm sorry." or
+    "Huh."; real speech, the hardest clips included, stayed at or below 0.43 and almost always
+    passed greedily."""
     initial_prompt: str | None = None
     hotwords: tuple[str, ...] = ()
     """Words or phrases the decoder is biased towards (given to Whisper as a prompt)."""
@@ -92,6 +99,46 @@ class DecodeOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class LanguageOptions:
+    """How a pipeline decides the language of audio whose request names none."""
+
+    expected: tuple[str, ...] = ()
+    """The languages the audio may be in (`("en", "es")` for a call centre that knows its
+    callers); detection chooses among them only. Empty: any language the model knows."""
+    fallback: str | None = None
+    """The language used when detection is less sure than `floor`. None: the first expected
+    language; with no expected languages either, the detected one is kept however unsure."""
+    floor: float = 0.5
+    """Detection probability below which `fallback` is used; the transcript then says so."""
+    detection_chunks: int = 4
+    """How many speech chunks, spread evenly over the input, detection listens to."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.floor <= 1.0:
+            raise InvalidOptionError("The language confidence floor is between 0 and 1.")
+        if self.detection_chunks < 1:
+            raise InvalidOptionError("Language detection needs at least one chunk.")
+
+    @property
+    def fallback_language(self) -> str | None:
+        return self.fallback or (self.expected[0] if self.expected else None)
+
+
+def parse_languages(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """`"en,es"`, `"en es"` or a list of codes -> ("en", "es"): lower case, in order, once."""
+    if value is None:
+        return ()
+    items = re.split(r"[,\s]+", value) if isinstance(value, str) else list(value)
+    codes = [item.strip().lower() for item in items if item.strip()]
+    for code in codes:
+        if not re.fullmatch(r"[a-z]{2,3}", code):
+            raise InvalidOptionError(
+                f"{code!r} is not a language code; give ISO 639-1 codes such as en,es."
+            )
+    return tuple(dict.fromkeys(codes))
+
+
+@dataclass(frozen=True, slots=True)
 class TranscribeOptions:
     """Everything one transcription request can set."""
 
@@ -102,9 +149,9 @@ class TranscribeOptions:
     recover_skipped_speech: bool = True
     """Decode again, on its own, any speech region of a chunk that the chunk's decode left
     without words (Whisper writes a sentence said twice in one window once)."""
-    language_detection_segments: int = 2
-    """How many speech chunks language detection may look at before settling."""
-    language_detection_threshold: float = 0.5
+    expected_languages: tuple[str, ...] | None = None
+    """Languages the audio may be in, detection choosing among them only; None: the
+    pipeline's `LanguageOptions.expected`."""
 
 
 def parse_hotwords(

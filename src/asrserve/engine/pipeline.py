@@ -16,7 +16,7 @@ import numpy as np
 
 from asrserve.engine import audio as audio_io
 from asrserve.engine.batching import DynamicBatcher
-from asrserve.engine.coverage import splice, uncovered_spans
+from asrserve.engine.coverage import splice, uncovered_spans, unheard_dropped
 from asrserve.engine.engines.base import SAMPLE_RATE, Engine
 from asrserve.engine.errors import (
     AudioTooLongError,
@@ -24,7 +24,12 @@ from asrserve.engine.errors import (
     InvalidOptionError,
     UnsupportedLanguageError,
 )
-from asrserve.engine.options import AudioLimits, DecodeOptions, TranscribeOptions
+from asrserve.engine.options import (
+    AudioLimits,
+    DecodeOptions,
+    LanguageOptions,
+    TranscribeOptions,
+)
 from asrserve.engine.types import (
     LanguageGuess,
     Segment,
@@ -56,11 +61,17 @@ class Pipeline:
     """Transcribes whole inputs with one engine through its shared batcher."""
 
     def __init__(
-        self, engine: Engine, batcher: DynamicBatcher, *, limits: AudioLimits | None = None
+        self,
+        engine: Engine,
+        batcher: DynamicBatcher,
+        *,
+        limits: AudioLimits | None = None,
+        languages: LanguageOptions | None = None,
     ) -> None:
         self.engine = engine
         self.batcher = batcher
         self.limits = limits or AudioLimits()
+        self.languages = languages or LanguageOptions()
 
     def prepare(self, source: AudioSource, options: TranscribeOptions) -> PreparedInput:
         audio = self._load(source)
@@ -68,8 +79,9 @@ class Pipeline:
         chunk_opts = replace(
             options.vad, max_chunk_s=min(options.vad.max_chunk_s, self.engine.info.max_chunk_s)
         )
-        spans = speech_spans(audio, chunk_opts) if options.vad_filter else None
-        chunks = tuple(plan_chunks(audio, spans, chunk_opts))
+        # Found even when not cut by: where the VAD heard nothing, text needs more proof.
+        spans = speech_spans(audio, chunk_opts)
+        chunks = tuple(plan_chunks(audio, spans, chunk_opts, cut_at_speech=options.vad_filter))
         guess = self._language(chunks, options)
         decode = replace(options.decode, language=guess.language)
         info = TranscriptInfo(
@@ -79,6 +91,7 @@ class Pipeline:
             speech_duration=sum(c.duration for c in chunks),
             task=options.decode.task,
             model=self.engine.info.model,
+            language_source=guess.source,
         )
         return PreparedInput(audio, chunks, info, replace(options, decode=decode))
 
@@ -139,7 +152,7 @@ class Pipeline:
                     reported = True
                 while emitted < len(works) and works[emitted].settled:
                     work = works[emitted]
-                    for segment in work.segments():
+                    for segment in work.segments(options):
                         yield _on_timeline(segment, work.chunk, next_id, total)
                         next_id += 1
                     emitted += 1
@@ -155,14 +168,22 @@ class Pipeline:
         return audio_io.decode(source, limits=self.limits)
 
     def _language(self, chunks: tuple[Chunk, ...], options: TranscribeOptions) -> LanguageGuess:
-        head = [c.audio for c in chunks[: max(1, options.language_detection_segments)]]
-        return self.settle_language(head, options.decode, options.language_detection_threshold)
+        """A file-level decision: chunks spread over the whole input, not only its start."""
+        count = min(len(chunks), self.languages.detection_chunks)
+        picks = sorted({round(i) for i in np.linspace(0, len(chunks) - 1, count)}) if count else []
+        return self.settle_language(
+            [chunks[i].audio for i in picks], options.decode, options.expected_languages
+        )
 
     def settle_language(
-        self, speech: Sequence[np.ndarray], decode: DecodeOptions, threshold: float = 0.5
+        self,
+        speech: Sequence[np.ndarray],
+        decode: DecodeOptions,
+        expected: tuple[str, ...] | None = None,
     ) -> LanguageGuess:
         """The language to decode `speech` in: the requested one (checked against the model),
-        the model's only one, or detected from the speech (16 kHz float32 pieces)."""
+        the model's only one, or detected from the speech (16 kHz float32 pieces) among the
+        `expected` languages (None: this pipeline's), falling back below the floor."""
         requested = decode.language
         supported = self.engine.info.languages
         if requested:
@@ -171,13 +192,25 @@ class Pipeline:
                     f"Model {self.engine.info.model} decodes {', '.join(sorted(supported))} only, "
                     f"not {requested!r}; choose another model or language."
                 )
-            return LanguageGuess(requested, 1.0)
+            return LanguageGuess(requested, 1.0, source="requested")
         if supported is not None and len(supported) == 1:
-            return LanguageGuess(next(iter(supported)), 1.0)
+            return LanguageGuess(next(iter(supported)), 1.0, source="model")
+        policy = self.languages if expected is None else replace(self.languages, expected=expected)
+        fallback = policy.fallback_language
         if not any(piece.size for piece in speech):
-            # Nothing was heard, so nothing can be detected; report the most common default.
-            return LanguageGuess("en", 0.0)
-        return self.engine.detect_language(list(speech), threshold)
+            # Nothing was heard, so nothing can be detected.
+            return LanguageGuess(fallback or "en", 0.0, source="fallback")
+        guess = self.engine.detect_language(list(speech), policy.expected)
+        if guess.probability < policy.floor and fallback and fallback != guess.language:
+            log.info(
+                "language %s detected with probability %.2f, below the floor %.2f: using %s",
+                guess.language,
+                guess.probability,
+                policy.floor,
+                fallback,
+            )
+            return replace(guess, language=fallback, source="fallback")
+        return guess
 
 
 class _ChunkWork:
@@ -231,12 +264,14 @@ class _ChunkWork:
         futures += [f for _, f in self.repairs]
         return [f for f in futures if not f.done()]
 
-    def segments(self) -> list[Segment]:
+    def segments(self, options: DecodeOptions) -> list[Segment]:
         assert self.first is not None
         first = self.first.result()
-        if not self.repairs:
+        if self.repairs:
+            first = splice(first, [(span, future.result()) for span, future in self.repairs])
+        if options.no_speech_threshold is None:
             return first
-        return splice(first, [(span, future.result()) for span, future in self.repairs])
+        return unheard_dropped(first, self.chunk.spans, options.no_speech_threshold)
 
     def cancel(self) -> None:
         if self.first is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from asrserve.engine.batching import BatchStats, DynamicBatcher
 from asrserve.engine.engines.base import Engine
 from asrserve.engine.models import POCKETSPHINX, VOSK, WHISPER, ResolvedModel, resolve
-from asrserve.engine.options import AudioLimits, BatchingOptions
+from asrserve.engine.options import AudioLimits, BatchingOptions, LanguageOptions
 from asrserve.engine.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class ModelRegistry:
         engine_settings: EngineSettings | None = None,
         batching: BatchingOptions | None = None,
         limits: AudioLimits | None = None,
+        languages: LanguageOptions | None = None,
         on_batch: Callable[[str, BatchStats], None] | None = None,
         on_load: Callable[[str, float], None] | None = None,
     ) -> None:
@@ -86,6 +87,7 @@ class ModelRegistry:
         self.engine_settings = engine_settings or EngineSettings()
         self.batching = batching or BatchingOptions()
         self.limits = limits or AudioLimits()
+        self.languages = languages or LanguageOptions()
         self._on_batch = on_batch
         self._on_load = on_load
         self._models: dict[str, LoadedModel] = {}
@@ -159,7 +161,7 @@ class ModelRegistry:
             self.batching,
             on_batch=(lambda stats: on_batch(resolved.name, stats)) if on_batch else None,
         )
-        pipeline = Pipeline(engine, batcher, limits=self.limits)
+        pipeline = Pipeline(engine, batcher, limits=self.limits, languages=self.languages)
         seconds = time.monotonic() - started
         log.info("loaded model", extra={"model": resolved.name, "seconds": round(seconds, 3)})
         if self._on_load is not None:

@@ -51,7 +51,11 @@ class SpeechSpan:
 class LanguageGuess:
     language: str
     probability: float
+    """The detection's probability for its best language (1.0 when requested)."""
     all_probabilities: tuple[tuple[str, float], ...] = ()
+    source: str = "detected"
+    """`requested`, `model` (the model knows one language), `detected`, or `fallback`: the
+    detection was less sure than the floor and the configured fallback language is used."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,8 @@ class TranscriptInfo:
     """Seconds of audio the VAD kept (equal to `duration` when VAD is off)."""
     task: str = "transcribe"
     model: str = ""
+    language_source: str = "detected"
+    """Where `language` came from: see `LanguageGuess.source`."""
 
 
 @dataclass(frozen=True, slots=True)

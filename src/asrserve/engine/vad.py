@@ -50,21 +50,31 @@ def speech_spans(audio: np.ndarray, options: VadOptions) -> list[SpeechSpan]:
 
 
 def plan_chunks(
-    audio: np.ndarray, spans: list[SpeechSpan] | None, options: VadOptions
+    audio: np.ndarray,
+    spans: list[SpeechSpan] | None,
+    options: VadOptions,
+    *,
+    cut_at_speech: bool = True,
 ) -> list[Chunk]:
     """Merge speech spans into contiguous chunks up to `max_chunk_s`.
 
     Chunks keep the audio between the spans they merge (so times map back by one offset and
     the model hears natural pauses), but a pause longer than `max_merge_gap_s` starts a new
-    chunk. Without spans (VAD off) the input is cut into consecutive `max_chunk_s` windows.
+    chunk. Without spans, or with `cut_at_speech` off (VAD filtering off), the whole input is
+    cut into consecutive `max_chunk_s` windows, each still told the spans inside it.
     """
     duration = audio.size / SAMPLE_RATE
     groups: list[tuple[float, float, list[SpeechSpan]]] = []
-    if spans is None:
+    if spans is None or not cut_at_speech:
         start = 0.0
         while start < duration:
             end = min(start + options.max_chunk_s, duration)
-            groups.append((start, end, []))
+            inside = [
+                SpeechSpan(max(s.start, start), min(s.end, end))
+                for s in spans or ()
+                if s.end > start and s.start < end
+            ]
+            groups.append((start, end, inside))
             start = end
     else:
         for span in spans:

@@ -27,7 +27,8 @@ async def _transcribe(
     source: str,
 ) -> Transcript:
     form = build_request(
-        file=audio, model=None, language=language, prompt=None, response_format="json",
+        file=audio, model=None, language=language, languages=None, prompt=None,
+        response_format="json",
         temperature=None, granularities=[], hotwords=hotwords, beam_size=None, vad_filter=None,
         stream=False, task="transcribe",
     )  # fmt: skip

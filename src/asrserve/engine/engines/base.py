@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -35,9 +35,11 @@ class Engine(Protocol):
     @property
     def info(self) -> EngineInfo: ...
 
-    def detect_language(self, audio: Sequence[np.ndarray], threshold: float = 0.5) -> LanguageGuess:
-        """Guess the language from speech chunks (16 kHz float32), looking at as few as it can:
-        the first chunk whose top probability exceeds `threshold` settles it."""
+    def detect_language(
+        self, audio: Sequence[np.ndarray], candidates: Collection[str] = ()
+    ) -> LanguageGuess:
+        """The language of all of `audio` (speech chunks, 16 kHz float32) taken together, with
+        its probability; among `candidates` only, when some are given."""
         ...
 
     def transcribe_chunks(

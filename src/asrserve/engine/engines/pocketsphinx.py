@@ -24,7 +24,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +154,9 @@ class PocketSphinxEngine:
             name=ENGINE_NAME, model=self._name, languages=frozenset({"en"}), max_chunk_s=600.0
         )
 
-    def detect_language(self, audio: Sequence[np.ndarray]) -> LanguageGuess:
+    def detect_language(
+        self, audio: Sequence[np.ndarray], candidates: Collection[str] = ()
+    ) -> LanguageGuess:
         """English: the only language this model knows."""
         return LanguageGuess("en", 1.0, (("en", 1.0),))
 

@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,9 @@ class VoskEngine:
             max_chunk_s=600.0,
         )
 
-    def detect_language(self, audio: Sequence[np.ndarray]) -> LanguageGuess:
+    def detect_language(
+        self, audio: Sequence[np.ndarray], candidates: Collection[str] = ()
+    ) -> LanguageGuess:
         """The model's one language: Vosk models cannot tell languages apart."""
         return LanguageGuess(self._language, 1.0, ((self._language, 1.0),))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,6 +29,14 @@ from asrserve.engine.segmentation import split_segment
 from asrserve.engine.types import LanguageGuess, Segment, Word
 
 log = logging.getLogger(__name__)
+
+LANGUAGE_SCORE_TOKENS = 64
+"""Tokens decoded under each candidate language: enough for about 20 s of speech."""
+LANGUAGE_DECODE_WEIGHT = 6.0
+"""How much the decodes weigh against the language token. Measured with en and es expected
+(2026-11-29, whisper-base int8): 120 Spanish prompts / 32 English clips right at weight 0
+(token only) 80.8 % / 100 %, 4: 87.5 / 100, 6: 90.8 / 100, 10: 93.3 / 96.9, decodes only:
+94.2 / 96.9. 6 is the most the English clips bear."""
 
 _PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 _APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
@@ -110,24 +118,79 @@ class WhisperEngine:
         # The extractor pads one frame beyond the input; drop it as faster-whisper does.
         return np.stack([pad_or_trim(extractor(chunk)[..., :-1]) for chunk in chunks])
 
-    def detect_language(self, audio: Sequence[np.ndarray], threshold: float = 0.5) -> LanguageGuess:
+    def detect_language(
+        self, audio: Sequence[np.ndarray], candidates: Collection[str] = ()
+    ) -> LanguageGuess:
+        """Whisper's language-token probabilities, averaged over the chunks by their length.
+
+        With two or more candidates, the choice also weighs how well the speech decodes in
+        each: a short greedy decode under each candidate's language token, scored by its mean
+        token log-probability. On 1-5 s prompts the language token alone often picks wrong
+        (Spanish prompts: 61 % right among all languages, 81 % among en and es); decoding
+        under each settles most of the rest (91 %).
+        """
         if self._info.languages is not None:
-            return LanguageGuess("en", 1.0)
-        votes: dict[str, list[float]] = {}
-        probs: list[tuple[str, float]] = []
-        with self._lock:
-            for chunk in audio:
-                encoded = self._model.encode(self._features([chunk]))
-                results = self._model.model.detect_language(encoded)[0]
-                probs = [(token[2:-2], float(p)) for token, p in results]
-                language, probability = probs[0]
-                if probability > threshold:
-                    return LanguageGuess(language, probability, tuple(probs[:10]))
-                votes.setdefault(language, []).append(probability)
-        if not votes:
+            return LanguageGuess("en", 1.0, (("en", 1.0),))
+        pieces = [piece for piece in audio if piece.size]
+        if not pieces:
             raise InvalidOptionError("Language detection needs at least one chunk of speech.")
-        language = max(votes, key=lambda lang: (len(votes[lang]), max(votes[lang])))
-        return LanguageGuess(language, max(votes[language]), tuple(probs[:10]))
+        wanted = self._check_candidates(candidates)
+        with self._lock:
+            encoded = self._model.encode(self._features(pieces))
+            per_chunk = self._model.model.detect_language(encoded)
+            weights = np.array([piece.size for piece in pieces], np.float64)
+            probs: dict[str, float] = {}
+            for weight, results in zip(weights / weights.sum(), per_chunk, strict=True):
+                for token, p in results:
+                    probs[token[2:-2]] = probs.get(token[2:-2], 0.0) + weight * float(p)
+            if wanted:
+                total = sum(probs.get(lang, 0.0) for lang in wanted) or 1.0
+                probs = {lang: probs.get(lang, 0.0) / total for lang in wanted}
+            if len(wanted) > 1:
+                probs = self._weigh_by_decoding(encoded, weights, probs)
+        ranked = sorted(probs.items(), key=lambda item: item[1], reverse=True)
+        return LanguageGuess(ranked[0][0], ranked[0][1], tuple(ranked[:10]))
+
+    def _check_candidates(self, candidates: Collection[str]) -> list[str]:
+        unknown = sorted(set(candidates) - self._languages)
+        if unknown:
+            raise UnsupportedLanguageError(
+                f"Expected language(s) {', '.join(unknown)} are not ones Whisper knows; use "
+                "ISO 639-1 codes such as en, es or de."
+            )
+        return sorted(set(candidates))
+
+    def _weigh_by_decoding(
+        self,
+        encoded: ctranslate2.StorageView,
+        weights: np.ndarray,
+        prior: dict[str, float],
+    ) -> dict[str, float]:
+        """Posterior over the candidates: log prior + weight x mean token log-probability of
+        a greedy decode in each language (length-weighted over the chunks), renormalised."""
+        languages = list(prior)
+        states = np.asarray(encoded)
+        batch = ctranslate2.StorageView.from_array(np.repeat(states, len(languages), axis=0))
+        prompts = []
+        for _ in range(states.shape[0]):
+            for language in languages:
+                tokenizer = Tokenizer(self._model.hf_tokenizer, True, "transcribe", language)
+                prompts.append([*tokenizer.sot_sequence, tokenizer.no_timestamps])
+        results = self._model.model.generate(
+            batch, prompts, beam_size=1, max_length=LANGUAGE_SCORE_TOKENS, return_scores=True
+        )
+        shares = weights / weights.sum()
+        fit = dict.fromkeys(languages, 0.0)
+        for i, result in enumerate(results):
+            chunk, language = divmod(i, len(languages))
+            fit[languages[language]] += shares[chunk] * result.scores[0]
+        logits = np.array(
+            [math.log(max(prior[lang], 1e-9)) + LANGUAGE_DECODE_WEIGHT * fit[lang]
+             for lang in languages]
+        )  # fmt: skip
+        posterior = np.exp(logits - logits.max())
+        posterior /= posterior.sum()
+        return {lang: float(p) for lang, p in zip(languages, posterior, strict=True)}
 
     def _check_language(self, options: DecodeOptions) -> str:
         language = options.language or "en"
@@ -236,6 +299,7 @@ class WhisperEngine:
             encoder_output, prompt, durations, temperatures[0], tokenizer, options
         )
         pending = [i for i, d in enumerate(chosen) if self._needs_fallback(d, options)]
+        failed_greedy = set(pending)
         for temperature in temperatures[1:]:
             if not pending:
                 break
@@ -250,8 +314,12 @@ class WhisperEngine:
                 if self._needs_fallback(chosen[i], options):
                     still.append(i)
             pending = still
-        for d in chosen:
-            d.silent = self._is_silence(d, options)
+        for i, d in enumerate(chosen):
+            d.silent = self._is_silence(d, options) or (
+                i in failed_greedy
+                and options.failed_no_speech_threshold is not None
+                and d.no_speech_prob >= options.failed_no_speech_threshold
+            )
         return chosen
 
     @staticmethod
