@@ -44,6 +44,7 @@ from pathlib import Path
 # Only light imports at module level: a worker's imports count towards its end-to-end time and
 # peak memory, so each worker imports the engine it measures and nothing else (WER's jiwer and
 # the normaliser are imported by the parent only).
+from asrserve.evaluation.compose import COMPOSED, composed_set
 from asrserve.evaluation.devset import Clip, load_subset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,7 +150,7 @@ class RunResult:
 
 
 def select_clips(settings: BenchSettings) -> list[Clip]:
-    clips = load_subset(settings.subset)
+    clips = composed_set() if settings.subset == COMPOSED else load_subset(settings.subset)
     return clips[: settings.limit] if settings.limit is not None else clips
 
 
@@ -680,7 +681,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Compare faster-whisper (direct, VAD, batched) with asrserve on long files.",
     )
-    parser.add_argument("--subset", default="en_long", help="Development set subset.")
+    parser.add_argument(
+        "--subset",
+        default="en_long",
+        help=f"Development set subset, or {COMPOSED} (long recordings of repeated prompts).",
+    )
     parser.add_argument(
         "--systems",
         default=",".join(SYSTEMS),

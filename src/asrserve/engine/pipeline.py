@@ -138,10 +138,7 @@ class Pipeline:
             for work, future in zip(queued, firsts, strict=True):
                 work.first = future
             reported = False
-            while emitted < len(works):
-                pending = [f for w in works for f in w.outstanding()]
-                if pending:
-                    wait(pending, return_when="FIRST_COMPLETED")
+            while True:
                 settled = False
                 for work in works:
                     if work.settle(self.batcher, options, recover=recover):
@@ -156,6 +153,13 @@ class Pipeline:
                         yield _on_timeline(segment, work.chunk, next_id, total)
                         next_id += 1
                     emitted += 1
+                if emitted == len(works):
+                    break
+                # Yield what is ready before waiting: the progressive first chunk must reach
+                # its listener while the others decode.
+                wait(
+                    [f for w in works for f in w.outstanding()], return_when="FIRST_COMPLETED"
+                )
             if progress is not None and not chunks:
                 progress(total, total)
         finally:

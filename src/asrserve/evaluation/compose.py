@@ -10,14 +10,19 @@ same arguments give the same samples.
 from __future__ import annotations
 
 import random
+import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from asrserve.engine.audio import decode
 from asrserve.engine.engines.base import SAMPLE_RATE
-from asrserve.evaluation.devset import Clip
+from asrserve.evaluation.devset import Clip, clean_read, dev_set_dir, load_subset
+
+COMPOSED = "composed"
+"""The pseudo-subset `composed_set` writes: long recordings of repeated short prompts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +102,33 @@ def repeated_prompts(
         pauses.extend(gaps)
         seconds += group
     return lay_out(order, pauses)
+
+
+def composed_set(root: Path | None = None) -> list[Clip]:
+    """The benchmark's long recordings, written once as WAV files under the development set's
+    cache (`<root>/audio/composed/`): one of 10 minutes like a recording of many short, partly
+    repeated prompts, and four of about 30 s, one prompt said two or three times after another
+    with 1 s pauses. Built from the clean English clips only."""
+    root = root or dev_set_dir()
+    clean = clean_read(load_subset("en", root))
+    short = [c for c in clean if 2.0 <= c.duration <= 5.0]
+    recordings = {"repeated-prompts-10min": repeated_prompts(clean, minutes=10, seed=0)}
+    for seed in range(4):
+        recordings[f"repeated-prompts-30s-{seed}"] = repeated_prompts(
+            short, minutes=0.5, seed=seed, repeat_share=1.0, pause_range_s=(0.9, 1.1)
+        )
+    out = root / "audio" / COMPOSED
+    out.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for name, recording in recordings.items():
+        path = out / f"{name}.wav"
+        pcm = (np.clip(recording.audio, -1.0, 1.0) * 32767).astype("<i2")
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(SAMPLE_RATE)
+            wav.writeframes(pcm.tobytes())
+        clips.append(
+            Clip(name, path, recording.text, "en", recording.duration, ("composed",), "various")
+        )
+    return clips
