@@ -109,8 +109,9 @@ def test_2pass_partials_then_punctuated_finals_then_the_end_ack(
     messages = run(session(ws_url(server), config(), pcm_of(jfk), pace=0.03))
     assert all("text" in m for m in messages), "text is in every message"
     kinds = [m["mode"] for m in messages]
+    # How many partials fit before each final depends on how busy the machine is (the partial
+    # decoder never lets the stream fall behind): only their order is a property.
     assert kinds[0] == "2pass-online", "a partial arrives before any final"
-    assert kinds.count("2pass-online") >= 3
     offline = finals(messages, "2pass-offline")
     assert offline
     text = " ".join(m["text"] for m in offline)

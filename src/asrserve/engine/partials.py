@@ -30,9 +30,12 @@ class WhisperPartials:
     ) -> None:
         self.batcher = batcher
         # Partials are replaced within half a second: greedy and unaligned is what they need.
+        # A greedy decode of a word or two that has only begun often looks failed; the final
+        # pass judges non-speech, a partial shows its tentative text.
         self.decode = replace(
             decode, beam_size=1, temperatures=(0.0,), word_timestamps=False,
             split_segments=False, language=decode.language or "en",
+            failed_no_speech_threshold=None,
         )  # fmt: skip
         self.interval = int(interval_s * SAMPLE_RATE)
         self._pending: Future[list[Segment]] | None = None
