@@ -45,6 +45,7 @@ format: $(STAMP)
 
 bench: $(STAMP) test-data models
 	$(BIN)/python bench/offline.py
+	$(BIN)/python bench/offline.py --subset composed --output docs/benchmarks-long-recordings.md
 	$(BIN)/python bench/http.py
 
 clean:

@@ -13,6 +13,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import replace
 
+from asrserve.engine.segmentation import with_words
 from asrserve.engine.types import Segment, SpeechSpan, Word
 
 MIN_SPEECH_S = 0.3
@@ -113,16 +114,7 @@ def _without_words_in(segment: Segment, spans: Sequence[SpeechSpan]) -> Segment 
     words = [w for w in segment.words if not inside(w)]
     if len(words) == len(segment.words):
         return segment
-    if not words:
-        return None
-    return replace(
-        segment,
-        start=words[0].start,
-        end=max(words[-1].end, words[0].start),
-        text="".join(w.word for w in words),
-        words=tuple(words),
-        tokens=(),
-    )
+    return with_words(segment, words) if words else None
 
 
 def _cut_at(segment: Segment, starts: Sequence[float]) -> list[Segment]:
@@ -133,17 +125,7 @@ def _cut_at(segment: Segment, starts: Sequence[float]) -> list[Segment]:
         groups.setdefault(bisect.bisect_right(starts, word.start), []).append(word)
     if len(groups) == 1:
         return [segment]
-    return [
-        replace(
-            segment,
-            start=words[0].start,
-            end=max(words[-1].end, words[0].start),
-            text="".join(w.word for w in words),
-            words=tuple(words),
-            tokens=(),
-        )
-        for _, words in sorted(groups.items())
-    ]
+    return [with_words(segment, words) for _, words in sorted(groups.items())]
 
 
 def _not_before(segment: Segment, floor: float) -> Segment:

@@ -157,9 +157,7 @@ class Pipeline:
                     break
                 # Yield what is ready before waiting: the progressive first chunk must reach
                 # its listener while the others decode.
-                wait(
-                    [f for w in works for f in w.outstanding()], return_when="FIRST_COMPLETED"
-                )
+                wait([f for w in works for f in w.outstanding()], return_when="FIRST_COMPLETED")
             if progress is not None and not chunks:
                 progress(total, total)
         finally:

@@ -9,6 +9,7 @@ segments back, with times taken from the aligned words.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import replace
 
 from asrserve.engine.types import Segment, Word
@@ -36,14 +37,17 @@ def split_segment(
             current.append(word)
     if len(groups) == 1:
         return [segment]
-    return [
-        replace(
-            segment,
-            start=group[0].start,
-            end=max(group[-1].end, group[0].start),
-            text="".join(w.word for w in group),
-            words=tuple(group),
-            tokens=(),
-        )
-        for group in groups
-    ]
+    return [with_words(segment, group) for group in groups]
+
+
+def with_words(segment: Segment, words: Sequence[Word]) -> Segment:
+    """A part of `segment` holding only `words` (in order, at least one): its text and times
+    come from them; token ids no longer match and are dropped."""
+    return replace(
+        segment,
+        start=words[0].start,
+        end=max(words[-1].end, words[0].start),
+        text="".join(w.word for w in words),
+        words=tuple(words),
+        tokens=(),
+    )
