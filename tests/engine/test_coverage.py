@@ -11,6 +11,7 @@ def segment(*items: tuple[float, float, str]) -> Segment:
     return Segment(0, words[0].start, words[-1].end, "".join(w.word for w in words), words)
 
 
+PAD = 0.3  # the VAD's default speech_pad_ms
 THREE_PROMPTS = [SpeechSpan(0.0, 4.0), SpeechSpan(5.0, 9.0), SpeechSpan(10.0, 14.0)]
 
 
@@ -18,32 +19,32 @@ def test_a_skipped_repeat_is_found() -> None:
     # The sentence said three times came out twice: the middle region holds no word.
     said = [segment((0.4, 1.5, " Go"), (1.5, 3.6, " forward.")),
             segment((10.4, 11.5, " Go"), (11.5, 13.6, " forward."))]  # fmt: skip
-    assert uncovered_spans(said, THREE_PROMPTS) == [THREE_PROMPTS[1]]
+    assert uncovered_spans(said, THREE_PROMPTS, pad_s=PAD) == [THREE_PROMPTS[1]]
 
 
 def test_a_word_stretched_a_little_into_a_skipped_region_does_not_cover_it() -> None:
     said = [segment((0.4, 1.5, " Go"), (1.5, 5.9, " forward."))]
-    assert uncovered_spans(said, THREE_PROMPTS) == THREE_PROMPTS[1:]
+    assert uncovered_spans(said, THREE_PROMPTS, pad_s=PAD) == THREE_PROMPTS[1:]
 
 
 def test_regions_with_words_and_whole_silent_chunks_need_nothing() -> None:
     every = [segment((0.4, 3.6, " one")), segment((5.4, 8.6, " two")),
              segment((10.4, 13.6, " three"))]  # fmt: skip
-    assert uncovered_spans(every, THREE_PROMPTS) == []
+    assert uncovered_spans(every, THREE_PROMPTS, pad_s=PAD) == []
     # Nothing decoded at all: the decoder judged the chunk silent, not a lost repeat.
-    assert uncovered_spans([], THREE_PROMPTS) == []
+    assert uncovered_spans([], THREE_PROMPTS, pad_s=PAD) == []
     # A single region is the whole chunk: decoding it again alone would change nothing.
-    assert uncovered_spans([segment((0.4, 1.0, " hi"))], [SpeechSpan(0.0, 4.0)]) == []
+    assert uncovered_spans([segment((0.4, 1.0, " hi"))], [SpeechSpan(0.0, 4.0)], pad_s=PAD) == []
 
 
 def test_regions_too_short_to_judge_are_left_alone() -> None:
     spans = [SpeechSpan(0.0, 4.0), SpeechSpan(5.0, 5.7)]
-    assert uncovered_spans([segment((0.4, 3.6, " one"))], spans) == []
+    assert uncovered_spans([segment((0.4, 3.6, " one"))], spans, pad_s=PAD) == []
 
 
 def test_a_word_less_segment_covers_its_time() -> None:
     bare = [Segment(0, 0.0, 4.0, " one"), Segment(1, 5.0, 9.0, " two")]
-    assert uncovered_spans(bare, THREE_PROMPTS) == [THREE_PROMPTS[2]]
+    assert uncovered_spans(bare, THREE_PROMPTS, pad_s=PAD) == [THREE_PROMPTS[2]]
 
 
 def test_the_repair_takes_its_place_in_time_order_and_replaces_what_was_there() -> None:

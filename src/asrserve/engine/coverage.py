@@ -26,11 +26,11 @@ replaces the words the first decode put there."""
 
 
 def uncovered_spans(
-    segments: Sequence[Segment], spans: Sequence[SpeechSpan], *, pad_s: float = 0.3
+    segments: Sequence[Segment], spans: Sequence[SpeechSpan], *, pad_s: float
 ) -> list[SpeechSpan]:
     """Speech regions of a chunk that decoded words (or word-less segments) barely overlap.
 
-    Each region is first shrunk by the VAD's padding, so a word of the neighbouring region
+    Each region is first shrunk by the VAD's padding (`pad_s`), so a word of the neighbouring region
     that the alignment stretched into the pad does not count as covering it. Returns nothing
     unless some region is covered: a chunk with no words at all was judged silent as a whole,
     and decoding its pieces again would only invite text where the model heard none.

@@ -124,7 +124,8 @@ class Pipeline:
         total = prepared.info.duration
         options = prepared.options.decode
         recover = prepared.options.recover_skipped_speech
-        works = [_ChunkWork(chunk) for chunk in chunks]
+        pad_s = prepared.options.vad.speech_pad_ms / 1000
+        works = [_ChunkWork(chunk, pad_s) for chunk in chunks]
         shares = _progress_shares(chunks, total)
         done_seconds = 0.0
         next_id = 0
@@ -218,8 +219,10 @@ class Pipeline:
 class _ChunkWork:
     """One chunk's decode, plus the decodes of the speech regions it left without words."""
 
-    def __init__(self, chunk: Chunk) -> None:
+    def __init__(self, chunk: Chunk, pad_s: float) -> None:
         self.chunk = chunk
+        self.pad_s = pad_s
+        """The VAD's padding around each speech region, which no word need cover."""
         self.first: Future[list[Segment]] | None = None
         self.repairs: list[tuple[SpeechSpan, Future[list[Segment]]]] = []
         self.settled = False
@@ -247,7 +250,7 @@ class _ChunkWork:
     def _repair(
         self, first: list[Segment], batcher: DynamicBatcher, options: DecodeOptions
     ) -> None:
-        gaps = uncovered_spans(first, self.chunk.spans)
+        gaps = uncovered_spans(first, self.chunk.spans, pad_s=self.pad_s)
         if not gaps:
             return
         log.info(

@@ -138,16 +138,17 @@ class WhisperEngine:
         with self._lock:
             encoded = self._model.encode(self._features(pieces))
             per_chunk = self._model.model.detect_language(encoded)
-            weights = np.array([piece.size for piece in pieces], np.float64)
+            sizes = np.array([piece.size for piece in pieces], np.float64)
+            shares = sizes / sizes.sum()
             probs: dict[str, float] = {}
-            for weight, results in zip(weights / weights.sum(), per_chunk, strict=True):
+            for weight, results in zip(shares, per_chunk, strict=True):
                 for token, p in results:
                     probs[token[2:-2]] = probs.get(token[2:-2], 0.0) + weight * float(p)
             if wanted:
                 total = sum(probs.get(lang, 0.0) for lang in wanted) or 1.0
                 probs = {lang: probs.get(lang, 0.0) / total for lang in wanted}
             if len(wanted) > 1:
-                probs = self._weigh_by_decoding(encoded, weights, probs)
+                probs = self._weigh_by_decoding(encoded, shares, probs)
         ranked = sorted(probs.items(), key=lambda item: item[1], reverse=True)
         return LanguageGuess(ranked[0][0], ranked[0][1], tuple(ranked[:10]))
 
@@ -163,7 +164,7 @@ class WhisperEngine:
     def _weigh_by_decoding(
         self,
         encoded: ctranslate2.StorageView,
-        weights: np.ndarray,
+        shares: np.ndarray,
         prior: dict[str, float],
     ) -> dict[str, float]:
         """Posterior over the candidates: log prior + weight x mean token log-probability of
@@ -179,7 +180,6 @@ class WhisperEngine:
         results = self._model.model.generate(
             batch, prompts, beam_size=1, max_length=LANGUAGE_SCORE_TOKENS, return_scores=True
         )
-        shares = weights / weights.sum()
         fit = dict.fromkeys(languages, 0.0)
         for i, result in enumerate(results):
             chunk, language = divmod(i, len(languages))
