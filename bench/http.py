@@ -1,23 +1,26 @@
-"""HTTP API throughput benchmark: 1, 4 and 16 concurrent clients against the CLI.
+"""Short clips through the HTTP API and the CLI against bare faster-whisper, in one run.
 
-Issue #3: measure the throughput of `POST /v1/audio/transcriptions` under several numbers of
-concurrent clients and set it against the `asrserve transcribe` command on the same files in
-the same run, then write the figures into docs/benchmarks-http.md.
+Issues #3 and #8: the throughput of `POST /v1/audio/transcriptions` under 1, 4 and 16
+concurrent clients and of the `asrserve transcribe` command, set against faster-whisper called
+directly on the same files in the same run, then written into docs/benchmarks-http.md.
 
-- Workload: the development set's ordinary-speech clips of the chosen subsets (default the
-  clean English clips, 1-27 s, and the five long English files, 30-53 s), in one language.
+- Workload: by default the development set's ordinary-speech English clips of at most 10 s
+  (short clips: each costs bare faster-whisper a whole 30 s window), in one language.
+- Baselines, each in a fresh process (bench/offline.py's workers): (a) faster-whisper's
+  `WhisperModel.transcribe` one file after another, (b) its `BatchedInferencePipeline`.
+- CLI: `asrserve transcribe FILES --jobs 16` (its default) as a subprocess, decoding only
+  (from the "loaded model" log line to its exit, as bench/offline.py times it) and end to end.
 - Server: one real `asrserve serve` process (tests/e2e/server.py), admitting as many
   requests as the highest concurrency so none is refused, warmed with one request.
 - Each level: N client threads, one httpx client each, take clips from one shared queue and
   send them back to back, so N requests are in flight until the queue runs dry; every clip is
   sent once per level and run.
-- Baseline: `asrserve transcribe FILES --jobs 2` as a subprocess, end to end and decoding only
-  (from the "loaded model" log line to its exit, as bench/offline.py times it).
 
 Timings mean something only on a quiet machine:
 
     .venv/bin/python bench/http.py                          # -> docs/benchmarks-http.md
     .venv/bin/python bench/http.py --repeat 3               # medians of 3 interleaved runs
+    .venv/bin/python bench/http.py --subset en,en_long --max-clip-s 60 --output /tmp/all.md
     .venv/bin/python bench/http.py --limit 6 --concurrency 1,2 --output /tmp/bench-http.md
 """
 
@@ -50,11 +53,12 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 from tests.e2e.server import ServerProcess, start_server  # noqa: E402
 
-from asrserve.evaluation.devset import Clip, clean_read, load_subset  # noqa: E402
+from asrserve.evaluation.devset import Clip  # noqa: E402
 from asrserve.evaluation.wer import word_errors  # noqa: E402
 
 # The offline benchmark's helpers, so both reports describe machine, versions and timings
 # the same way (they are private there only because nothing else imported them before).
+from bench import offline  # noqa: E402
 from bench.offline import (  # noqa: E402
     BEAM_SIZE,
     COMPUTE_TYPE,
@@ -85,12 +89,20 @@ RSS_POLL_S = 0.05
 
 @dataclass(frozen=True, slots=True)
 class BenchSettings:
-    subsets: tuple[str, ...]
-    limit: int | None
+    workload: offline.BenchSettings
+    """The files (and the baselines' settings), as bench/offline.py selects them."""
     concurrency: tuple[int, ...]
     repeat: int
-    cpu_threads: int
-    jobs: int
+    baselines: tuple[str, ...]
+    """bench/offline.py systems run on the same files in the same run."""
+
+    @property
+    def cpu_threads(self) -> int:
+        return self.workload.cpu_threads
+
+    @property
+    def jobs(self) -> int:
+        return self.workload.jobs
 
 
 def select_clips(settings: BenchSettings) -> list[Clip]:
@@ -100,11 +112,9 @@ def select_clips(settings: BenchSettings) -> list[Clip]:
     alone while the other clients sit idle, so the wall time is mostly spent with N requests
     in flight, which is what a level is meant to measure.
     """
-    clips = [clip for subset in settings.subsets for clip in clean_read(load_subset(subset))]
-    if settings.limit is not None:
-        clips = clips[: settings.limit]
+    clips = offline.select_clips(settings.workload)
     if not clips:
-        raise SystemExit(f"no clips in subsets {', '.join(settings.subsets)}")
+        raise SystemExit(f"no clips in {settings.workload.workload()}")
     languages = {clip.lang for clip in clips}
     if len(languages) != 1:
         # The CLI takes one --language for all files; the comparison needs the same on both.
@@ -360,9 +370,28 @@ def _wer(clips: Sequence[Clip], runs: Iterable[Measurement]) -> float | None:
     return word_errors(refs, hyps, language=clips[0].lang).rate
 
 
+def run_baseline(system: str, settings: BenchSettings, scratch: Path, run: int) -> Measurement:
+    """One of bench/offline.py's systems on the same files, in a fresh process."""
+    result = offline.launch(system, settings.workload, scratch, run)
+    return Measurement(
+        wall_s=result.decode_s,
+        texts=result.texts,
+        peak_rss_mb=result.peak_rss_mb,
+        load_s=result.load_s,
+        end_to_end_s=result.end_to_end_s,
+    )
+
+
+BASELINE_ROWS = {
+    "a": ("(a) faster-whisper `WhisperModel.transcribe`", "1 file"),
+    "b": ("(b) faster-whisper `BatchedInferencePipeline`", "1 file"),
+}
+
+
 def summarise(
     clips: Sequence[Clip],
     settings: BenchSettings,
+    baseline_runs: dict[str, list[Measurement]],
     cli_runs: Sequence[Measurement],
     level_runs: dict[int, list[Measurement]],
 ) -> list[Row]:
@@ -371,6 +400,20 @@ def summarise(
     cli_peak = max(run.peak_rss_mb for run in cli_runs)
     jobs = f"{settings.jobs} files"
     rows = [
+        Row(
+            BASELINE_ROWS[system][0],
+            BASELINE_ROWS[system][1],
+            audio_s,
+            walls_s=tuple(run.wall_s for run in runs if run.wall_s is not None),
+            latencies_s=(),
+            errors=(),
+            peak_rss_mb=max(run.peak_rss_mb for run in runs),
+            wer=_wer(clips, runs),
+            load_s=statistics.median(run.load_s for run in runs if run.load_s is not None),
+        )
+        for system, runs in baseline_runs.items()
+    ]
+    rows += [
         Row(
             "CLI, decoding only",
             jobs,
@@ -410,7 +453,7 @@ def summarise(
 
 
 def results_table(rows: Sequence[Row]) -> str:
-    base = rows[0]  # the CLI decoding only
+    base = rows[0]  # (a) when it ran, else the CLI decoding only
     header = [
         "configuration",
         "in flight",
@@ -418,10 +461,11 @@ def results_table(rows: Sequence[Row]) -> str:
         "wall s",
         "audio s / s",
         "RTF",
-        "× CLI decode",
+        f"× {base.label.split()[0]}",
         "p50 latency s",
         "p95 latency s",
         "WER",
+        f"WER − {base.label.split()[0]}",
         "errors",
         "peak RSS MB",
     ]
@@ -442,6 +486,9 @@ def results_table(rows: Sequence[Row]) -> str:
                 _num(row.latency(0.50), 2),
                 _num(row.latency(0.95), 2),
                 "–" if row.wer is None else f"{row.wer:.2%}",
+                "–"
+                if row.wer is None or base.wer is None
+                else f"{(row.wer - base.wer) * 100:+.2f} pt",
                 str(len(row.errors)),
                 _num(row.peak_rss_mb, 0),
             ]
@@ -461,33 +508,41 @@ def render_report(
         f"{p} {_version(p)}"
         for p in ("asrserve", "faster-whisper", "ctranslate2", "onnxruntime", "uvicorn", "httpx")
     )
-    durations = sorted(clip.duration for clip in clips)
     runs = "once" if settings.repeat == 1 else f"{settings.repeat} times, interleaved"
     most = max(settings.concurrency)
-    cli_load = rows[0].load_s
+    cli_load = next(row.load_s for row in rows if row.label.startswith("CLI"))
+    baselines = [
+        f"{BASELINE_ROWS[key][0]}: bench/offline.py's system ({key}) in a fresh process, "
+        f"the same files one after another, `word_timestamps=True`, language given"
+        + (f", batch size {settings.workload.batch_size}" if key == "b" else "")
+        + "; timed from the first file to the last transcript."
+        for key in settings.baselines
+    ]
     setup = "\n".join(
         f"- {line}"
         for line in (
-            f"Data: development set subsets `{'`, `'.join(settings.subsets)}`, ordinary speech "
-            f"only (`clean_read`), {len(clips)} files, {audio_s:.1f} s of audio "
-            f"({durations[0]:.1f}–{durations[-1]:.1f} s each), sent longest first.",
+            f"Data: {settings.workload.workload()}; {len(clips)} files, {audio_s:.1f} s of "
+            f"audio ({offline.durations(clips)}), sent longest first.",
             f"Model: catalogue `{MODEL}` (CTranslate2), device {DEVICE}, compute type "
             f"{COMPUTE_TYPE}, cpu_threads {settings.cpu_threads}, beam size {BEAM_SIZE}, "
             f"language `{clips[0].lang}` given, other options the defaults (VAD and word "
-            "timestamps on, default batching) for the server and the CLI alike.",
+            "timestamps on, default batching: short chunks share 30 s windows) for the "
+            "server and the CLI alike.",
+            *baselines,
             f"Server: one `asrserve serve` process for all levels, `max_concurrent_requests` "
             f"and `max_waiting_requests` {most} (nothing waits or is refused), warmed with "
             "one request before the first level.",
             f"Clients: N threads with an httpx client each, posting `{ENDPOINT}` (multipart "
             "file from disk, `response_format=json`) back to back from one shared queue, so N "
             "requests are in flight until it runs dry; every file is sent once per level.",
-            f"CLI: `asrserve transcribe FILES --jobs {settings.jobs} --format json -q`, the "
-            f"same files in the same order; model load {_num(cli_load, 2)} s (median).",
+            f"CLI: `asrserve transcribe FILES --jobs {settings.jobs} --format verbose_json -q`, "
+            f"the same files in the same order; model load {_num(cli_load, 2)} s (median).",
             f"Each configuration ran {runs}; wall times are medians.",
             f"Machine: {machine}.",
             f"Versions: {versions}.",
         )
     )
+    base = rows[0].label.split()[0]
     errors = [err for row in rows for err in row.errors]
     error_note = (
         "\n\nFirst errors:\n\n" + "\n".join(f"- `{err}`" for err in errors[:5]) if errors else ""
@@ -511,7 +566,7 @@ Regenerate with `.venv/bin/python bench/http.py` on a quiet machine.
   warmed server has already paid); end to end, the whole command including interpreter start
   and model load.
 - *audio s / s* = audio seconds / wall seconds; RTF = wall seconds / audio seconds.
-- *× CLI decode*: throughput against the CLI's decoding-only throughput in this same run.
+- *× {base}*, *WER − {base}*: against {rows[0].label} in this same run.
 - *p50/p95 latency s*: per request, as the client sees it (upload, queueing, decoding, answer).
 - *WER*: over all words of the answered files after the development set's normalisation
   (`asrserve.evaluation.wer`); failed requests are counted under *errors* instead.
@@ -531,12 +586,19 @@ def _print_progress(name: str, run: int, repeat: int, measurement: Measurement) 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Throughput of the HTTP API under concurrent clients against the CLI.",
+        description="Short clips through the HTTP API and the CLI against bare faster-whisper.",
     )
     parser.add_argument(
-        "--subset",
-        default="en,en_long",
-        help="Comma list of development set subsets, one language (default en,en_long).",
+        "--subset", default="en", help="Comma list of development set subsets, one language."
+    )
+    parser.add_argument(
+        "--max-clip-s", type=float, default=10.0, help="Files up to this long (default 10)."
+    )
+    parser.add_argument("--min-clip-s", type=float, default=None, help="Files longer than this.")
+    parser.add_argument(
+        "--baselines",
+        default="a,b",
+        help="bench/offline.py systems to run alongside (default a,b; empty for none).",
     )
     parser.add_argument(
         "--concurrency", default="1,4,16", help="Comma list of client counts (default 1,4,16)."
@@ -550,15 +612,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=available_cpus(),
         help="CTranslate2 threads for the server and the CLI (default: the CPUs usable).",
     )
-    parser.add_argument("--jobs", type=int, default=2, help="The CLI's --jobs.")
+    parser.add_argument("--jobs", type=int, default=16, help="The CLI's --jobs (its default).")
+    parser.add_argument("--batch-size", type=int, default=8, help="Batch size for (b).")
     args = parser.parse_args(argv)
-    require_positive(parser, args, ("repeat", "limit", "cpu_threads", "jobs"))
-    args.subset = tuple(s.strip() for s in args.subset.split(",") if s.strip())
+    require_positive(parser, args, ("repeat", "limit", "cpu_threads", "jobs", "batch_size"))
+    args.baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
+    if set(args.baselines) - set(BASELINE_ROWS):
+        parser.error(f"--baselines takes a comma list of {', '.join(BASELINE_ROWS)}")
     try:
         args.concurrency = tuple(int(c) for c in args.concurrency.split(",") if c.strip())
     except ValueError:
         parser.error("--concurrency takes a comma list of whole numbers")
-    if not args.subset or not args.concurrency or min(args.concurrency) < 1:
+    if not args.subset.strip() or not args.concurrency or min(args.concurrency) < 1:
         parser.error("--subset and --concurrency need at least one item, client counts >= 1")
     return args
 
@@ -566,12 +631,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = BenchSettings(
-        subsets=args.subset,
-        limit=args.limit,
+        workload=offline.BenchSettings(
+            subset=args.subset,
+            limit=args.limit,
+            cpu_threads=args.cpu_threads,
+            jobs=args.jobs,
+            batch_size=args.batch_size,
+            clean=True,
+            min_clip_s=args.min_clip_s,
+            max_clip_s=args.max_clip_s,
+        ),
         concurrency=tuple(dict.fromkeys(args.concurrency)),
         repeat=args.repeat,
-        cpu_threads=args.cpu_threads,
-        jobs=args.jobs,
+        baselines=args.baselines,
     )
     started = datetime.now(UTC)
     machine = machine_description()  # before any work, so the load average is the machine's own
@@ -581,7 +653,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(clips)} files, {audio_s:.1f} s of audio; "
         f"clients {', '.join(map(str, settings.concurrency))}"
     )
+    if {clip.lang for clip in clips} != {offline.LANGUAGE}:
+        raise SystemExit(f"the baselines decode in {offline.LANGUAGE!r}: choose such subsets")
     warm_file_cache(clips)
+    baseline_runs: dict[str, list[Measurement]] = {key: [] for key in settings.baselines}
     cli_runs: list[Measurement] = []
     level_runs: dict[int, list[Measurement]] = {n: [] for n in settings.concurrency}
     with tempfile.TemporaryDirectory(prefix="asrserve-bench-http-") as scratch:
@@ -591,6 +666,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Interleaved, so a slow spell of the machine does not land on one configuration
             # only. The server sits idle (holding its memory) while the CLI runs.
             for run in range(settings.repeat):
+                for key in settings.baselines:
+                    baseline_runs[key].append(run_baseline(key, settings, Path(scratch), run))
+                    _print_progress(BASELINE_ROWS[key][0], run, settings.repeat,
+                                    baseline_runs[key][-1])  # fmt: skip
                 cli_runs.append(run_cli(clips, settings))
                 _print_progress("CLI (decoding only)", run, settings.repeat, cli_runs[-1])
                 for clients in settings.concurrency:
@@ -599,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     _print_progress(name, run, settings.repeat, level_runs[clients][-1])
         finally:
             server.stop()
-    rows = summarise(clips, settings, cli_runs, level_runs)
+    rows = summarise(clips, settings, baseline_runs, cli_runs, level_runs)
     print()
     print(results_table(rows))
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ from pathlib import Path
 # peak memory, so each worker imports the engine it measures and nothing else (WER's jiwer and
 # the normaliser are imported by the parent only).
 from asrserve.evaluation.compose import COMPOSED, composed_set
-from asrserve.evaluation.devset import Clip, load_subset
+from asrserve.evaluation.devset import Clip, clean_read, load_subset
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
@@ -54,8 +54,10 @@ MODEL = "whisper-base"
 DEVICE = "cpu"
 COMPUTE_TYPE = "int8"
 BEAM_SIZE = 5
-# Given to every system, so language detection is not part of the comparison.
+# Given to every system unless --language auto, so language detection is not part of the
+# comparison.
 LANGUAGE = "en"
+AUTO = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +95,9 @@ SYSTEMS: dict[str, System] = {
             "(c) asrserve Pipeline (in process)",
             "asrserve's `Pipeline.transcribe` with default options and the language given, "
             "files `--jobs` at a time, their VAD chunks meeting in the model's shared batcher "
-            "(default batching: 240 s or 16 chunks, 10 ms wait). Loaded and timed like (a) and "
-            "(b): the like-for-like row.",
+            "(default batching: up to 240 s of audio in 16 windows, short chunks packed into "
+            "shared 30 s windows 1 s apart). Loaded and timed like (a) and (b): the "
+            "like-for-like row.",
         ),
         System(
             "c_cli",
@@ -113,25 +116,54 @@ class BenchSettings:
     """What every worker needs to run its system the same way as the others."""
 
     subset: str
+    """One subset, a comma list of them, or `composed`."""
     limit: int | None
     cpu_threads: int
     jobs: int
     batch_size: int
+    language: str = LANGUAGE
+    """A language code given to every system, or `auto` to have each detect it."""
+    languages: str = ""
+    """Expected languages for asrserve's detection (`en,es`); faster-whisper has no such
+    setting, so its rows detect among all languages."""
+    clean: bool = False
+    """Ordinary speech only (none of the development set's deliberately hard conditions)."""
+    min_clip_s: float | None = None
+    max_clip_s: float | None = None
 
     def argv(self) -> list[str]:
         args = [
-            "--subset",
-            self.subset,
-            "--cpu-threads",
-            str(self.cpu_threads),
-            "--jobs",
-            str(self.jobs),
-            "--batch-size",
-            str(self.batch_size),
-        ]
+            "--subset", self.subset,
+            "--cpu-threads", str(self.cpu_threads),
+            "--jobs", str(self.jobs),
+            "--batch-size", str(self.batch_size),
+            "--language", self.language,
+            "--languages", self.languages,
+        ]  # fmt: skip
         if self.limit is not None:
             args += ["--limit", str(self.limit)]
+        if self.clean:
+            args.append("--clean")
+        if self.min_clip_s is not None:
+            args += ["--min-clip-s", str(self.min_clip_s)]
+        if self.max_clip_s is not None:
+            args += ["--max-clip-s", str(self.max_clip_s)]
         return args
+
+    @property
+    def language_code(self) -> str | None:
+        return None if self.language == AUTO else self.language
+
+    def workload(self) -> str:
+        """The data, in words, for the reports."""
+        parts = [f"development set subset `{self.subset}`"]
+        if self.clean:
+            parts.append("ordinary speech only (`clean_read`)")
+        if self.min_clip_s is not None or self.max_clip_s is not None:
+            low = f"{self.min_clip_s:g}" if self.min_clip_s is not None else "0"
+            high = f"{self.max_clip_s:g}" if self.max_clip_s is not None else "∞"
+            parts.append(f"files longer than {low} s and at most {high} s")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +172,8 @@ class RunResult:
 
     texts: dict[str, str]
     """Clip id -> transcript text."""
+    languages: dict[str, str]
+    """Clip id -> the language the transcript is in (detected, or the one given)."""
     load_s: float | None
     """Finding, checksumming and constructing the model."""
     decode_s: float | None
@@ -150,7 +184,16 @@ class RunResult:
 
 
 def select_clips(settings: BenchSettings) -> list[Clip]:
-    clips = composed_set() if settings.subset == COMPOSED else load_subset(settings.subset)
+    if settings.subset == COMPOSED:
+        clips = composed_set()
+    else:
+        clips = [c for name in settings.subset.split(",") for c in load_subset(name.strip())]
+    if settings.clean:
+        clips = clean_read(clips)
+    if settings.min_clip_s is not None:
+        clips = [c for c in clips if c.duration > settings.min_clip_s]
+    if settings.max_clip_s is not None:
+        clips = [c for c in clips if c.duration <= settings.max_clip_s]
     return clips[: settings.limit] if settings.limit is not None else clips
 
 
@@ -210,29 +253,32 @@ def _run_faster_whisper(
     batched_pipeline = BatchedInferencePipeline(model) if batched else None
 
     texts: dict[str, str] = {}
+    languages: dict[str, str] = {}
     started = time.monotonic()
     for clip in clips:
         if batched_pipeline is not None:
-            segments, _ = batched_pipeline.transcribe(
+            segments, info = batched_pipeline.transcribe(
                 str(clip.audio),
-                language=LANGUAGE,
+                language=settings.language_code,
                 beam_size=BEAM_SIZE,
                 word_timestamps=True,
                 batch_size=settings.batch_size,
             )
         else:
-            segments, _ = model.transcribe(
+            segments, info = model.transcribe(
                 str(clip.audio),
-                language=LANGUAGE,
+                language=settings.language_code,
                 beam_size=BEAM_SIZE,
                 word_timestamps=True,
                 vad_filter=vad_filter,
             )
         # The segments are a lazy generator: decoding happens while it is consumed.
         texts[clip.id] = _join(s.text for s in segments)
+        languages[clip.id] = info.language
     decode_s = time.monotonic() - started
     return RunResult(
         texts=texts,
+        languages=languages,
         load_s=load_s,
         decode_s=decode_s,
         end_to_end_s=time.time() - launched_at,
@@ -241,7 +287,7 @@ def _run_faster_whisper(
 
 
 def _run_pipeline(clips: Sequence[Clip], settings: BenchSettings, launched_at: float) -> RunResult:
-    from asrserve.engine.options import DecodeOptions, TranscribeOptions
+    from asrserve.engine.options import DecodeOptions, TranscribeOptions, parse_languages
     from asrserve.engine.registry import EngineSettings, ModelRegistry
 
     registry = ModelRegistry(
@@ -253,7 +299,10 @@ def _run_pipeline(clips: Sequence[Clip], settings: BenchSettings, launched_at: f
         started = time.monotonic()
         loaded = registry.acquire(MODEL)
         load_s = time.monotonic() - started
-        options = TranscribeOptions(decode=DecodeOptions(language=LANGUAGE, beam_size=BEAM_SIZE))
+        options = TranscribeOptions(
+            decode=DecodeOptions(language=settings.language_code, beam_size=BEAM_SIZE),
+            expected_languages=parse_languages(settings.languages) or None,
+        )
         started = time.monotonic()
         # Several files at once, as `asrserve transcribe --jobs` runs them.
         with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
@@ -268,6 +317,7 @@ def _run_pipeline(clips: Sequence[Clip], settings: BenchSettings, launched_at: f
         registry.close()
     return RunResult(
         texts={clip.id: t.text for clip, t in zip(clips, transcripts, strict=True)},
+        languages={clip.id: t.language for clip, t in zip(clips, transcripts, strict=True)},
         load_s=load_s,
         decode_s=decode_s,
         end_to_end_s=end_to_end_s,
@@ -313,9 +363,10 @@ def cli_environment(cpu_threads: int) -> dict[str, str]:
 
 
 def cli_transcribe_command(
-    clips: Sequence[Clip], out_dir: Path, *, language: str, jobs: int
+    clips: Sequence[Clip], out_dir: Path, *, language: str, jobs: int, languages: str = ""
 ) -> list[str]:
     """`asrserve transcribe` over all clips at once, with the benchmark's model settings."""
+    expected = ["--languages", languages] if languages else []
     return [
         *_asrserve_command(),
         "transcribe",
@@ -324,20 +375,26 @@ def cli_transcribe_command(
         "--device", DEVICE,
         "--compute-type", COMPUTE_TYPE,
         "--language", language,
+        *expected,
         "--beam-size", str(BEAM_SIZE),
         "--jobs", str(jobs),
-        "--format", "json",
+        "--format", "verbose_json",
         "--output-dir", str(out_dir),
         "--quiet",
     ]  # fmt: skip
 
 
-def read_cli_texts(clips: Sequence[Clip], out_dir: Path) -> dict[str, str]:
-    """Each clip's transcript from the CLI's `<stem>.json` outputs."""
+def read_cli_outputs(clips: Sequence[Clip], out_dir: Path) -> dict[str, dict]:
+    """Each clip's `verbose_json` output from the CLI's `<stem>.json` files."""
     return {
-        clip.id: json.loads((out_dir / f"{clip.audio.stem}.json").read_text("utf-8"))["text"]
+        clip.id: json.loads((out_dir / f"{clip.audio.stem}.json").read_text("utf-8"))
         for clip in clips
     }
+
+
+def read_cli_texts(clips: Sequence[Clip], out_dir: Path) -> dict[str, str]:
+    """Each clip's transcript from the CLI's `<stem>.json` outputs."""
+    return {clip_id: out["text"] for clip_id, out in read_cli_outputs(clips, out_dir).items()}
 
 
 def _run_cli(clips: Sequence[Clip], settings: BenchSettings, launched_at: float) -> RunResult:
@@ -349,7 +406,11 @@ def _run_cli(clips: Sequence[Clip], settings: BenchSettings, launched_at: float)
     env = cli_environment(settings.cpu_threads)
     with tempfile.TemporaryDirectory(prefix="asrserve-bench-") as out_dir:
         command = cli_transcribe_command(
-            clips, Path(out_dir), language=LANGUAGE, jobs=settings.jobs
+            clips,
+            Path(out_dir),
+            language=settings.language,
+            jobs=settings.jobs,
+            languages=settings.languages,
         )
         started = time.time()
         proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -358,10 +419,11 @@ def _run_cli(clips: Sequence[Clip], settings: BenchSettings, launched_at: float)
             raise RuntimeError(
                 f"asrserve transcribe exited with {proc.returncode}:\n{proc.stderr[-4000:]}"
             )
-        texts = read_cli_texts(clips, Path(out_dir))
+        outputs = read_cli_outputs(clips, Path(out_dir))
     event = _load_event(proc.stderr)
     return RunResult(
-        texts=texts,
+        texts={clip_id: out["text"] for clip_id, out in outputs.items()},
+        languages={clip_id: out["language_code"] for clip_id, out in outputs.items()},
         load_s=event[1] if event else None,
         decode_s=finished - event[0] if event else None,
         end_to_end_s=finished - started,
@@ -430,6 +492,8 @@ class Summary:
     audio_s: float
     wer: float
     file_wer: dict[str, float]
+    language_accuracy: float
+    """Share of the files whose transcript is in the file's own language."""
 
     @property
     def load_s(self) -> float | None:
@@ -481,12 +545,16 @@ def summarise(system: System, runs: Sequence[RunResult], clips: Sequence[Clip]) 
         clip.id: word_errors([clip.text] * len(runs), [run.texts[clip.id] for run in runs]).rate
         for clip in clips
     }
+    right = sum(run.languages[clip.id] == clip.lang for run in runs for clip in clips)
+    languages = {clip.lang for clip in clips}
     return Summary(
         system=system,
         runs=tuple(runs),
         audio_s=sum(clip.duration for clip in clips),
-        wer=word_errors(refs, hyps).rate,
+        # One language in the workload: its normaliser (numbers, spelling) is the right one.
+        wer=word_errors(refs, hyps, language=languages.pop() if len(languages) == 1 else "en").rate,
         file_wer=file_wer,
+        language_accuracy=right / (len(runs) * len(clips)),
     )
 
 
@@ -507,7 +575,8 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def results_table(summaries: Sequence[Summary], base: Summary) -> str:
+def results_table(summaries: Sequence[Summary], base: Summary, *, detected: bool = False) -> str:
+    """The systems against `base`; with `detected`, also how often each chose the language."""
     short = base.system.label.split()[0]
     header = [
         "system",
@@ -524,6 +593,8 @@ def results_table(summaries: Sequence[Summary], base: Summary) -> str:
         f"WER − {short}",
         "peak RSS MB",
     ]
+    if detected:
+        header.insert(-1, "language right")
     rows = []
     for s in summaries:
         decode = _num(s.decode_s, 2)
@@ -543,6 +614,7 @@ def results_table(summaries: Sequence[Summary], base: Summary) -> str:
                 _ratio(s.end_to_end_speed, base.end_to_end_speed),
                 f"{s.wer:.2%}",
                 f"{(s.wer - base.wer) * 100:+.2f} pt",
+                *([f"{s.language_accuracy:.1%}"] if detected else []),
                 _num(s.peak_rss_mb, 0),
             ]
         )
@@ -609,6 +681,11 @@ def machine_description() -> str:
     return "; ".join(parts)
 
 
+def durations(clips: Sequence[Clip]) -> str:
+    lengths = [c.duration for c in clips]
+    return f"{min(lengths):.1f}–{max(lengths):.1f} s each, mean {statistics.mean(lengths):.1f} s"
+
+
 def render_report(
     summaries: Sequence[Summary],
     clips: Sequence[Clip],
@@ -626,22 +703,42 @@ def render_report(
     runs = "once" if repeat == 1 else f"{repeat} times, interleaved; times are medians"
     files = "1 file" if len(clips) == 1 else f"{len(clips)} files"
     # One line per bullet: substituted values of any length then never break a line oddly.
+    names = ", ".join(c.id for c in clips) if len(clips) <= 12 else "listed by the manifest"
+    if settings.language_code is None:
+        expected = (
+            f"; asrserve expects `{settings.languages}` (faster-whisper has no such setting "
+            "and detects among all languages)"
+            if settings.languages
+            else ""
+        )
+        language = (
+            f"No language given: every system detects it per file{expected}. *language "
+            "right* is the share of files transcribed in their own language."
+        )
+    else:
+        language = (
+            f"Language `{settings.language}` given to every system, so language detection "
+            "is not compared."
+        )
     setup = "\n".join(
         f"- {line}"
         for line in (
-            f"Data: development set subset `{settings.subset}`, {files}, {audio_s:.1f} s of "
-            f"audio ({', '.join(c.id for c in clips)}).",
+            f"Data: {settings.workload()}; {files}, {audio_s:.1f} s of audio "
+            f"({durations(clips)}; {names}).",
             f"Model: catalogue `{MODEL}` (CTranslate2), device {DEVICE}, compute type "
             f"{COMPUTE_TYPE}, cpu_threads {settings.cpu_threads}, beam size {BEAM_SIZE}.",
-            f"Language `{LANGUAGE}` given to every system, so language detection is not "
-            "compared. Word timestamps on for every system, since asrserve always aligns words "
-            "(it cuts segments at them). Other decoding options are each library's defaults.",
+            f"{language} Word timestamps on for every system, since asrserve always aligns "
+            "words (it cuts segments at them). Other decoding options are each library's "
+            "defaults.",
             f"(b) batch size {settings.batch_size}; (c) and (c') {settings.jobs} files at a time.",
             f"Each system ran {runs}, each run in a fresh process. The model and audio files "
             "were read once beforehand, so no system pays for cold disk reads.",
             f"Machine: {machine}.",
             f"Versions: {versions}.",
         )
+    )
+    per_file = (
+        f"\n## WER per file\n\n{file_wer_table(summaries, clips)}\n" if len(clips) <= 12 else ""
     )
     return f"""# Offline transcription benchmark
 
@@ -658,7 +755,7 @@ Regenerate with `make bench` (or `.venv/bin/python bench/offline.py`) on a quiet
 
 ## Results
 
-{results_table(summaries, base)}
+{results_table(summaries, base, detected=settings.language_code is None)}
 
 - *load s*: finding, checksumming and constructing the model; not part of throughput.
 - *decode s*: wall time from the first file handed over to the last transcript
@@ -670,11 +767,7 @@ Regenerate with `make bench` (or `.venv/bin/python bench/offline.py`) on a quiet
   (`asrserve.evaluation.wer`).
 - *peak RSS MB*: the process's peak resident memory (`ru_maxrss`).
 - Ratios and differences are against {base.system.label} in this same run.
-
-## WER per file
-
-{file_wer_table(summaries, clips)}
-"""
+{per_file}"""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -700,7 +793,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=available_cpus(),
         help="CTranslate2 threads for every system (default: the CPUs usable).",
     )
-    parser.add_argument("--jobs", type=int, default=2, help="Files at once for (c) and (c').")
+    parser.add_argument(
+        "--jobs", type=int, default=16, help="Files at once for (c) and (c'), as the CLI's default."
+    )
+    parser.add_argument(
+        "--language", default=LANGUAGE, help=f"Given to every system, or {AUTO} to detect it."
+    )
+    parser.add_argument(
+        "--languages", default="", help="asrserve's expected languages (en,es) with auto."
+    )
+    parser.add_argument("--clean", action="store_true", help="Ordinary speech clips only.")
+    parser.add_argument("--min-clip-s", type=float, default=None, help="Files longer than this.")
+    parser.add_argument("--max-clip-s", type=float, default=None, help="Files up to this long.")
     parser.add_argument("--batch-size", type=int, default=8, help="Batch size for (b).")
     # Internal: how the parent starts one system in a fresh process.
     parser.add_argument("--worker", choices=list(SYSTEMS), help=argparse.SUPPRESS)
@@ -723,6 +827,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpu_threads=args.cpu_threads,
         jobs=args.jobs,
         batch_size=args.batch_size,
+        language=args.language,
+        languages=args.languages,
+        clean=args.clean,
+        min_clip_s=args.min_clip_s,
+        max_clip_s=args.max_clip_s,
     )
     if args.worker is not None:
         run_worker(args.worker, settings, args.launched_at, args.result)
@@ -750,9 +859,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = render_report(summaries, clips, settings, args.repeat, started, machine)
     base = next((s for s in summaries if s.system.key == "a"), summaries[0])
     print()
-    print(results_table(summaries, base))
-    print()
-    print(file_wer_table(summaries, clips))
+    print(results_table(summaries, base, detected=settings.language_code is None))
+    if len(clips) <= 12:
+        print()
+        print(file_wer_table(summaries, clips))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report, encoding="utf-8")
     print(f"\nwrote {args.output}")

@@ -34,6 +34,8 @@ CONFIG_ENV = "ASRSERVE_CONFIG"
 # The file given with --config, for the duration of one load_settings call: pydantic-settings
 # asks for its sources through a classmethod, and the process environment must not be changed.
 _LANGUAGES = LanguageOptions()  # the defaults' one home
+_BATCHING = BatchingOptions()
+_SERVER = ServerOptions()
 
 _config_file: ContextVar[Path | None] = ContextVar("asrserve_config_file", default=None)
 
@@ -49,9 +51,23 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str = Field("default", description="int8 on CPU, float16 on CUDA by default.")
     cpu_threads: int = Field(0, ge=0, description="0: every core.")
-    batch_seconds: float = Field(240.0, gt=0, description="Most audio seconds in one batch.")
-    batch_size: int = Field(16, ge=1, description="Most chunks in one batch.")
-    batch_wait_ms: float = Field(10.0, ge=0, description="Wait for a batch to fill.")
+    batch_seconds: float = Field(
+        _BATCHING.max_batch_seconds, gt=0, description="Most audio seconds in one batch."
+    )
+    batch_size: int = Field(
+        _BATCHING.max_batch_size, ge=1, description="Most decode windows in one batch."
+    )
+    batch_wait_ms: float = Field(
+        _BATCHING.max_wait_ms, ge=0, description="Wait this long for the next chunk of a batch."
+    )
+    batch_hold_ms: float = Field(
+        _BATCHING.max_hold_ms, ge=0, description="Wait at most this long for a batch to fill."
+    )
+    batch_pack_gap_s: float | None = Field(
+        _BATCHING.pack_gap_s,
+        ge=0,
+        description="Silence between short chunks sharing a Whisper window; off: no packing.",
+    )
     languages: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(_LANGUAGES.expected),
         description="Comma list of the languages audio may be in (en,es); empty: any.",
@@ -82,7 +98,9 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Models clients may ask for (default: the default model and the catalogue).",
     )
-    max_concurrent_requests: int = Field(4, ge=1, description="Requests decoding at once.")
+    max_concurrent_requests: int = Field(
+        _SERVER.max_concurrent_requests, ge=1, description="Requests decoding at once."
+    )
     max_waiting_requests: int = Field(
         16, ge=0, description="Requests queued beyond that; more get 429."
     )
@@ -110,6 +128,13 @@ class Settings(BaseSettings):
     tls_certfile: Path | None = Field(None, description="Serve https/wss with this certificate.")
     tls_keyfile: Path | None = Field(None, description="The certificate's private key.")
     tls_self_signed: bool = Field(False, description="Generate a self-signed certificate.")
+
+    @field_validator("batch_pack_gap_s", mode="before")
+    @classmethod
+    def _packing_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
+            return None
+        return value
 
     @field_validator("languages", mode="before")
     @classmethod
@@ -150,6 +175,8 @@ class Settings(BaseSettings):
             max_batch_seconds=self.batch_seconds,
             max_batch_size=self.batch_size,
             max_wait_ms=self.batch_wait_ms,
+            max_hold_ms=self.batch_hold_ms,
+            pack_gap_s=self.batch_pack_gap_s,
         )
 
     def language_options(self) -> LanguageOptions:

@@ -5,6 +5,7 @@ The real engine's batched decoding is exercised on real speech in test_pipeline.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Collection, Sequence
@@ -16,7 +17,7 @@ import pytest
 from asrserve.engine.batching import BatcherClosedError, DynamicBatcher
 from asrserve.engine.engines.base import EngineInfo
 from asrserve.engine.options import BatchingOptions, DecodeOptions
-from asrserve.engine.types import LanguageGuess, Segment
+from asrserve.engine.types import LanguageGuess, Segment, Word
 
 SR = 16000
 
@@ -146,3 +147,142 @@ def test_close_fails_queued_work_and_refuses_new_work() -> None:
         queued.result(5)
     with pytest.raises(BatcherClosedError):
         batcher.submit(seconds(1), DecodeOptions())
+
+
+# --- packing short chunks into shared windows -------------------------------------------------
+
+
+class MarkEngine:
+    """A fixed-window engine that 'hears' every run of equal non-zero samples as one word
+    named after the value, so the test can tell where each packed chunk's words went."""
+
+    def __init__(self, *, fixed_window: bool = True, deaf_to: int | None = None) -> None:
+        self.windows: list[float] = []
+        self.calls: list[DecodeOptions] = []
+        self.fixed_window = fixed_window
+        self.deaf_to = deaf_to
+        """A mark this engine does not hear when it shares a window with others."""
+
+    @property
+    def info(self) -> EngineInfo:
+        return EngineInfo("fake", "fake", None, 30.0, fixed_window=self.fixed_window)
+
+    def detect_language(
+        self, audio: Sequence[np.ndarray], candidates: Collection[str] = ()
+    ) -> LanguageGuess:
+        return LanguageGuess("en", 1.0)
+
+    def transcribe_chunks(
+        self, chunks: Sequence[np.ndarray], options: DecodeOptions
+    ) -> list[list[Segment]]:
+        self.calls.append(options)
+        out = []
+        for chunk in chunks:
+            self.windows.append(chunk.size / SR)
+            marks = np.round(chunk * 100).astype(int)
+            edges = np.flatnonzero(np.diff(marks, prepend=0, append=0))
+            words = [
+                Word(a / SR, b / SR, f" w{marks[a]}", 1.0)
+                for a, b in itertools.pairwise(edges)
+                if marks[a] != 0
+            ]
+            if len(words) > 1 and self.deaf_to is not None:
+                words = [w for w in words if w.word != f" w{self.deaf_to}"]
+            text = "".join(w.word for w in words)
+            out.append([Segment(0, 0.0, chunk.size / SR, text, tuple(words))] if words else [])
+        return out
+
+
+def marked(mark: int, s: float, *, pad_s: float = 0.0) -> np.ndarray:
+    """`s` seconds of the mark, with `pad_s` of silence on each side (as the VAD pads)."""
+    pad = np.zeros(int(pad_s * SR), np.float32)
+    return np.concatenate([pad, np.full(int(s * SR), mark / 100, np.float32), pad])
+
+
+def test_short_chunks_share_one_window_and_get_their_own_words_back() -> None:
+    engine = MarkEngine()
+    batcher = DynamicBatcher(engine, BatchingOptions(pack_gap_s=1.0, max_wait_ms=0))
+    chunks = [marked(1, 3, pad_s=0.3), marked(2, 5, pad_s=0.3), marked(3, 2, pad_s=0.3)]
+    results = [f.result(5) for f in batcher.submit_many(chunks, DecodeOptions())]
+    batcher.close()
+    assert engine.windows == [pytest.approx(3.6 + 1 + 5.6 + 1 + 2.6)]
+    for mark, (chunk, segments) in enumerate(zip(chunks, results, strict=True), start=1):
+        assert [s.text for s in segments] == [f" w{mark}"]
+        (word,) = segments[0].words
+        # Back on the chunk's own timeline, where its speech is.
+        assert word.start == pytest.approx(0.3, abs=1e-3)
+        assert word.end == pytest.approx(chunk.size / SR - 0.3, abs=1e-3)
+        assert segments[0].start == word.start and segments[0].end == word.end
+
+
+def test_windows_hold_what_fits_and_the_batch_is_capped_in_windows() -> None:
+    engine = MarkEngine()
+    batcher = DynamicBatcher(
+        engine, BatchingOptions(pack_gap_s=1.0, max_batch_size=2, max_batch_seconds=1000)
+    )
+    # Seven 9 s chunks: three fit a 30 s window (9 + 1 + 9 + 1 + 9), so two windows per batch.
+    futures = batcher.submit_many([marked(k, 9) for k in range(1, 8)], DecodeOptions())
+    texts = [f.result(5)[0].text for f in futures]
+    batcher.close()
+    assert texts == [f" w{k}" for k in range(1, 8)]
+    assert engine.windows == [29.0, 29.0, 9.0]
+
+
+def test_a_chunk_a_shared_window_left_without_words_is_decoded_again_alone() -> None:
+    engine = MarkEngine(deaf_to=2)
+    batcher = DynamicBatcher(engine, BatchingOptions(pack_gap_s=1.0, max_wait_ms=0))
+    futures = batcher.submit_many([marked(k, 2) for k in (1, 2, 3)], DecodeOptions())
+    texts = [f.result(5)[0].text for f in futures]
+    batcher.close()
+    assert texts == [" w1", " w2", " w3"]
+    assert engine.windows == [8.0, 2.0]
+
+
+def test_chunks_kept_apart_and_engines_without_a_fixed_window_are_not_packed() -> None:
+    engine = MarkEngine()
+    batcher = DynamicBatcher(engine, BatchingOptions(pack_gap_s=1.0, max_wait_ms=0))
+    futures = batcher.submit_many([marked(1, 2), marked(2, 2)], DecodeOptions(), packable=False)
+    assert [f.result(5)[0].text for f in futures] == [" w1", " w2"]
+    batcher.close()
+    assert engine.windows == [2.0, 2.0]
+
+    streaming = MarkEngine(fixed_window=False)
+    batcher = DynamicBatcher(streaming, BatchingOptions(pack_gap_s=1.0, max_wait_ms=0))
+    for f in batcher.submit_many([marked(1, 2), marked(2, 2)], DecodeOptions()):
+        f.result(5)
+    batcher.close()
+    assert streaming.windows == [2.0, 2.0]
+
+    unpacked = MarkEngine()
+    batcher = DynamicBatcher(unpacked, BatchingOptions(pack_gap_s=None, max_wait_ms=0))
+    for f in batcher.submit_many([marked(1, 2), marked(2, 2)], DecodeOptions()):
+        f.result(5)
+    batcher.close()
+    assert unpacked.windows == [2.0, 2.0]
+
+
+def test_callers_without_word_timestamps_get_none_from_a_shared_window() -> None:
+    engine = MarkEngine()
+    batcher = DynamicBatcher(engine, BatchingOptions(pack_gap_s=1.0, max_wait_ms=0))
+    options = DecodeOptions(word_timestamps=False)
+    results = [f.result(5) for f in batcher.submit_many([marked(1, 2), marked(2, 3)], options)]
+    batcher.close()
+    assert [[s.text for s in r] for r in results] == [[" w1"], [" w2"]]
+    assert all(not s.words for r in results for s in r)
+    assert results[1][0].end == pytest.approx(3.0)
+    # The window was aligned all the same: its words are what it was split by.
+    assert [o.word_timestamps for o in engine.calls] == [True]
+
+
+def test_chunks_queued_while_a_batch_decodes_go_into_the_next_batch_together() -> None:
+    gate = threading.Event()
+    engine = RecordingEngine(gate=gate)
+    batcher = DynamicBatcher(engine, BatchingOptions(max_wait_ms=0, pack_gap_s=None))
+    first = batcher.submit(seconds(1), DecodeOptions())
+    time.sleep(0.1)
+    later = [batcher.submit(seconds(2), DecodeOptions()) for _ in range(5)]
+    gate.set()
+    for f in [first, *later]:
+        f.result(5)
+    batcher.close()
+    assert engine.batches == [[SR], [2 * SR] * 5]

@@ -58,12 +58,23 @@ def test_thirty_second_recordings_of_one_prompt_said_again_and_again(
         repeated_prompts(pool, minutes=0.5, seed=seed, repeat_share=1.0, pause_range_s=(0.9, 1.1))
         for seed in range(4)
     ]
-    deleted = 0
-    words = 0
+    deleted = deleted_alone = words = 0
+    alone: dict[str, str] = {}
     for recording in recordings:
         assert recording.duration <= 30.0
-        out = errors(recording, whisper_base.pipeline.transcribe(recording.audio, EN).text)
+        transcript = whisper_base.pipeline.transcribe(recording.audio, EN)
+        out = errors(recording, transcript.text)
         deleted += out.deletions
         words += sum(len(r) for r in out.references)
-    print(f"30 s recordings: {deleted} of {words} words deleted")
-    assert deleted <= 0.06 * words
+        for placed in recording.placed:
+            if placed.clip.id not in alone:
+                alone[placed.clip.id] = whisper_base.pipeline.transcribe(placed.clip.audio, EN).text
+            heard = [w for w in transcript.words if placed.start - 0.5 <= w.start < placed.end]
+            assert heard, f"a repeat of {placed.clip.text!r} at {placed.start} s was dropped"
+        # Misheard words count as deletions too ("thine age" -> "lineage"), and how many
+        # depends on the processor's int8 kernels: 9 of 191 on one machine, 12 on another,
+        # where the clips decoded one by one lose 12 as well. So: no more than alone.
+        one_by_one = " ".join(alone[p.clip.id] for p in recording.placed)
+        deleted_alone += errors(recording, one_by_one).deletions
+    print(f"30 s recordings: {deleted} of {words} words deleted; {deleted_alone} decoded alone")
+    assert deleted <= deleted_alone + 0.02 * words

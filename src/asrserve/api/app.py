@@ -35,7 +35,9 @@ def build_services(options: ServerOptions, metrics: Metrics) -> Services:
         batching=options.batching,
         limits=options.limits,
         languages=options.languages,
-        on_batch=lambda model, stats: metrics.track_batch(model, stats.items),
+        on_batch=lambda model, stats: metrics.track_batch(
+            model, stats.items, stats.windows, stats.redecoded
+        ),
         on_load=metrics.track_model_load,
     )
     admission = Admission(options.max_concurrent_requests, options.max_waiting_requests)

@@ -23,7 +23,9 @@ class ServerOptions:
     api_keys: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     max_upload_bytes: int | None = 1 << 30
-    max_concurrent_requests: int = 4
+    max_concurrent_requests: int = 16
+    """Requests decoding at once. Short requests share decode windows in the batcher, so many
+    at once cost little more than one; each holds its decoded audio until it is answered."""
     max_waiting_requests: int = 16
     request_timeout_s: float = 600.0
     data_dir: Path = field(default_factory=lambda: Path.home() / ".local" / "share" / "asrserve")

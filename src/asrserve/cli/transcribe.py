@@ -178,7 +178,14 @@ def transcribe(
     temperature: str = typer.Option("0,0.2,0.4,0.6,0.8,1.0", help="Fallback temperatures."),
     word_timestamps: bool = typer.Option(True, help="Word-level times (verbose_json)."),
     vad: bool = typer.Option(True, help="Skip silence with Silero VAD."),
-    jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Files prepared at once."),
+    jobs: int = typer.Option(
+        16,
+        "--jobs",
+        "-j",
+        min=1,
+        help="Files in flight at once: short files share decode windows. Each holds its "
+        "decoded audio (230 MB an hour); fewer for many long files on a small machine.",
+    ),
     device: str | None = typer.Option(None, help="auto, cpu or cuda."),
     compute_type: str | None = typer.Option(None, help="int8, float16, float32, ..."),
     config: Path | None = typer.Option(None, help="A TOML settings file."),

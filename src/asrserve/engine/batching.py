@@ -2,10 +2,15 @@
 
 Callers submit chunks and get futures. A single worker thread forms batches from the queue:
 chunks whose decode options are equal, oldest first, up to `max_batch_seconds` of audio and
-`max_batch_size` items, waiting at most `max_wait_ms` for a partly filled batch to grow. One
-worker per model keeps the model's threads busy on one batch at a time, which is what makes
-batching pay on a CPU: a 30 s Whisper window costs the same encoder work however short the
-speech inside it.
+`max_batch_size` decode windows. A partly filled batch waits for more chunks while they keep
+arriving less than `max_wait_ms` apart, at most `max_hold_ms` in all. One worker per model
+keeps the model's threads busy on one batch at a time.
+
+A 30 s Whisper window costs the same encoder work however short the speech inside it, so for
+an engine whose chunks are padded to a fixed window (`EngineInfo.fixed_window`) the batcher
+packs short chunks, whoever submitted them, into shared windows (`packing`): short files,
+stream finals and partials all get it here, in the one place batches are formed. A chunk a
+packed window left without a word is decoded again on its own, so packing never loses one.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from asrserve.engine import packing
 from asrserve.engine.engines.base import SAMPLE_RATE, Engine
 from asrserve.engine.options import BatchingOptions, DecodeOptions
 from asrserve.engine.types import Segment
@@ -36,6 +42,7 @@ class _Item:
     audio: np.ndarray
     options: DecodeOptions
     future: Future[list[Segment]]
+    packable: bool = True
     enqueued: float = field(default_factory=time.monotonic)
 
     @property
@@ -51,6 +58,10 @@ class BatchStats:
     audio_seconds: float
     decode_seconds: float
     waited_seconds: float
+    windows: int = 0
+    """Decode windows the items took: fewer than `items` when short ones shared windows."""
+    redecoded: int = 0
+    """Items a shared window left without words, decoded again on their own."""
 
 
 class DynamicBatcher:
@@ -64,22 +75,38 @@ class DynamicBatcher:
         self.engine = engine
         self.options = options or BatchingOptions()
         self._on_batch = on_batch
+        packs = engine.info.fixed_window and self.options.pack_gap_s is not None
+        self._window_s = engine.info.max_chunk_s if packs else None
         self._queue: deque[_Item] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._finished = 0.0  # when the last batch was decoded (monotonic)
         self._thread = threading.Thread(
             target=self._run, name=f"batcher-{engine.info.model}", daemon=True
         )
         self._thread.start()
 
-    def submit(self, audio: np.ndarray, options: DecodeOptions) -> Future[list[Segment]]:
-        return self.submit_many([audio], options)[0]
+    @property
+    def packs(self) -> bool:
+        """Whether short chunks share decode windows."""
+        return self._window_s is not None
+
+    def submit(
+        self, audio: np.ndarray, options: DecodeOptions, *, packable: bool = True
+    ) -> Future[list[Segment]]:
+        return self.submit_many([audio], options, packable=packable)[0]
 
     def submit_many(
-        self, chunks: Sequence[np.ndarray], options: DecodeOptions
+        self, chunks: Sequence[np.ndarray], options: DecodeOptions, *, packable: bool = True
     ) -> list[Future[list[Segment]]]:
-        """Enqueue chunks together so that one input's chunks can share a batch."""
-        items = [_Item(chunk, options, Future()) for chunk in chunks]
+        """Enqueue chunks together so that one input's chunks can share a batch.
+
+        `packable=False` keeps each chunk in a window of its own: for speech a shared window
+        already lost once, or audio whose no-speech verdict must be its own.
+        """
+        items = [_Item(chunk, options, Future(), packable) for chunk in chunks]
+        if not items:
+            return []
         with self._cond:
             if self._closed:
                 raise BatcherClosedError("The model is shutting down; retry on another replica.")
@@ -110,6 +137,13 @@ class DynamicBatcher:
             if batch is None:
                 return
             self._decode(batch)
+            with self._cond:
+                self._finished = time.monotonic()
+
+    def _plan(self) -> packing.WindowPlan:
+        # Without packing every chunk is a window of its own.
+        window_s = self._window_s if self._window_s is not None else 0.0
+        return packing.WindowPlan(window_s, self.options.pack_gap_s or 0.0)
 
     def _next_batch(self) -> list[_Item] | None:
         opts = self.options
@@ -122,22 +156,39 @@ class DynamicBatcher:
                     continue
                 head = self._queue[0]
                 ready = [i for i in self._queue if i.options == head.options]
+                plan = self._plan()
+                for item in ready:
+                    plan.add(item.seconds, item.packable)
                 full = (
-                    len(ready) >= opts.max_batch_size
+                    len(plan) >= opts.max_batch_size
                     or sum(i.seconds for i in ready) >= opts.max_batch_seconds
                 )
-                remaining = head.enqueued + opts.max_wait_ms / 1000 - time.monotonic()
+                # The callers of the batch just decoded send their next chunks together but
+                # tens of milliseconds apart (each first decodes its file and runs the VAD):
+                # while they keep coming, wait for them, or the first would be decoded alone
+                # and the rest in a second batch, a whole window's work more.
+                # The hold counts from when the model was free to take the head, since
+                # waiting behind a running batch costs the head nothing more.
+                quiet_since = max(self._finished, max(i.enqueued for i in ready))
+                held_since = max(self._finished, head.enqueued)
+                remaining = (
+                    min(quiet_since + opts.max_wait_ms / 1000, held_since + opts.max_hold_ms / 1000)
+                    - time.monotonic()
+                )
                 if full or remaining <= 0:
                     break
                 self._cond.wait(remaining)
             batch: list[_Item] = []
             seconds = 0.0
+            plan = self._plan()
             for item in ready:
+                more_windows = plan.fits(item.seconds, item.packable) is None
                 if batch and (
-                    len(batch) >= opts.max_batch_size
+                    (more_windows and len(plan) >= opts.max_batch_size)
                     or seconds + item.seconds > opts.max_batch_seconds
                 ):
                     break
+                plan.add(item.seconds, item.packable)
                 batch.append(item)
                 seconds += item.seconds
             taken = {id(i) for i in batch}
@@ -149,8 +200,11 @@ class DynamicBatcher:
         if not batch:
             return
         started = time.monotonic()
+        plan = self._plan()
+        for item in batch:
+            plan.add(item.seconds, item.packable)
         try:
-            results = self.engine.transcribe_chunks([i.audio for i in batch], batch[0].options)
+            results, redecoded = self._decode_windows(batch, plan.windows)
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].future.set_exception(exc)
@@ -174,5 +228,43 @@ class DynamicBatcher:
                     audio_seconds=sum(i.seconds for i in batch),
                     decode_seconds=time.monotonic() - started,
                     waited_seconds=started - min(i.enqueued for i in batch),
+                    windows=len(plan),
+                    redecoded=redecoded,
                 )
             )
+
+    def _decode_windows(
+        self, batch: list[_Item], windows: list[packing.Window]
+    ) -> tuple[list[list[Segment]], int]:
+        """Every item's segments, and how many items were decoded again on their own."""
+        options = batch[0].options
+        audio = [item.audio for item in batch]
+        results: list[list[Segment] | None] = [None] * len(batch)
+        alone = [w.items[0] for w in windows if not w.packed]
+        if alone:
+            decoded = self.engine.transcribe_chunks([audio[i] for i in alone], options)
+            for i, segments in zip(alone, decoded, strict=True):
+                results[i] = segments
+        shared = [w for w in windows if w.packed]
+        if shared:
+            # The words are what the window is split back by, whether or not the caller
+            # wants them.
+            aligned = replace(options, word_timestamps=True)
+            joined = [packing.join(audio, w, SAMPLE_RATE) for w in shared]
+            decoded = self.engine.transcribe_chunks(joined, aligned)
+            for window, segments in zip(shared, decoded, strict=True):
+                for i, own in zip(window.items, packing.split(segments, window), strict=True):
+                    if any(s.text.strip() for s in own):
+                        results[i] = own if options.word_timestamps else _without_words(own)
+        lost = [i for i, result in enumerate(results) if result is None]
+        if lost:
+            # Whisper writes a sentence said twice in one window once, and may pass over a
+            # chunk of noise among speech: on its own, each gets its own decode and verdict.
+            decoded = self.engine.transcribe_chunks([audio[i] for i in lost], options)
+            for i, segments in zip(lost, decoded, strict=True):
+                results[i] = segments
+        return [r if r is not None else [] for r in results], len(lost)
+
+
+def _without_words(segments: list[Segment]) -> list[Segment]:
+    return [replace(s, words=()) for s in segments]

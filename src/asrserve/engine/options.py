@@ -48,9 +48,23 @@ class BatchingOptions:
     max_batch_seconds: float = 240.0
     """Most audio seconds decoded in one batch (FunASR's batch_size_s)."""
     max_batch_size: int = 16
-    """Most chunks in one batch, whatever their length."""
-    max_wait_ms: float = 10.0
-    """How long a partly filled batch waits for more chunks from other callers."""
+    """Most decode windows in one batch: short chunks packed into one window count once."""
+    max_wait_ms: float = 50.0
+    """How long a partly filled batch waits for the next chunk from other callers (counted
+    from the latest chunk queued, or from the end of the last batch)..."""
+    max_hold_ms: float = 250.0
+    """...and how long it waits in all while chunks keep coming (counted from when the model
+    was free to start it). Callers whose chunks were decoded in one batch send their next ones
+    together, but 5-60 ms apart (each first decodes its file and runs the VAD): with a 10 ms
+    wait, 16 concurrent callers settled into batches of 1 and 15 chunks, one whole window's
+    work more per 16 chunks (2026-12-01)."""
+    pack_gap_s: float | None = 1.0
+    """Silence between short chunks packed into one window of a fixed-window engine
+    (Whisper); None decodes every chunk in a window of its own."""
+
+    def __post_init__(self) -> None:
+        if self.pack_gap_s is not None and self.pack_gap_s < 0:
+            raise InvalidOptionError("The silence between packed chunks cannot be negative.")
 
 
 @dataclass(frozen=True, slots=True)

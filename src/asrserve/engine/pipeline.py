@@ -134,10 +134,15 @@ class Pipeline:
             if progressive and len(works) > 1:
                 works[0].submit_first(self.batcher, options)
                 wait([works[0].first])
-            queued = [w for w in works if w.first is None]
-            firsts = self.batcher.submit_many([w.chunk.audio for w in queued], options)
-            for work, future in zip(queued, firsts, strict=True):
-                work.first = future
+            # Audio the VAD heard no speech in keeps a window of its own: whether it is
+            # speech is then the decoder's verdict on it alone, not on its neighbours.
+            for heard in (True, False):
+                queued = [w for w in works if w.first is None and bool(w.chunk.spans) == heard]
+                firsts = self.batcher.submit_many(
+                    [w.chunk.audio for w in queued], options, packable=heard
+                )
+                for work, future in zip(queued, firsts, strict=True):
+                    work.first = future
             reported = False
             while True:
                 settled = False
@@ -262,7 +267,9 @@ class _ChunkWork:
         )
         audio = self.chunk.audio
         pieces = [audio[round(g.start * SAMPLE_RATE) : round(g.end * SAMPLE_RATE)] for g in gaps]
-        self.repairs = list(zip(gaps, batcher.submit_many(pieces, options), strict=True))
+        # Apart: packed together, the repeats would be written once again.
+        repairs = batcher.submit_many(pieces, options, packable=False)
+        self.repairs = list(zip(gaps, repairs, strict=True))
 
     def outstanding(self) -> list[Future[list[Segment]]]:
         futures = [self.first] if self.first is not None else []

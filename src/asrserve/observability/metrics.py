@@ -73,7 +73,17 @@ class Metrics:
         )  # fmt: skip
         self.batch_items = Histogram(
             "asrserve_batch_items", "Chunks per decoded batch.", ["model"],
-            buckets=(1, 2, 4, 8, 16, 32), registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry,
+        )  # fmt: skip
+        self.batch_windows = Histogram(
+            "asrserve_batch_windows",
+            "Decode windows per batch (short chunks share windows, so fewer than chunks).",
+            ["model"], buckets=(1, 2, 4, 8, 16, 32), registry=self.registry,
+        )  # fmt: skip
+        self.batch_redecoded = Counter(
+            "asrserve_batch_redecoded_chunks",
+            "Chunks a shared window left without words, decoded again on their own.",
+            ["model"], registry=self.registry,
         )  # fmt: skip
         self.model_load_seconds = Gauge(
             "asrserve_model_load_seconds", "Time the model took to load.", ["model"],
@@ -103,8 +113,10 @@ class Metrics:
         if audio_s > 0:
             self.real_time_factor.labels(model, source).observe(wall_s / audio_s)
 
-    def track_batch(self, model: str, items: int) -> None:
+    def track_batch(self, model: str, items: int, windows: int, redecoded: int) -> None:
         self.batch_items.labels(model).observe(items)
+        self.batch_windows.labels(model).observe(windows)
+        self.batch_redecoded.labels(model).inc(redecoded)
 
     def track_model_load(self, model: str, seconds: float) -> None:
         self.model_load_seconds.labels(model).set(seconds)

@@ -26,6 +26,9 @@ class EngineInfo:
     max_chunk_s: float
     """Longest chunk one `transcribe_chunks` item may be."""
     supports_translation: bool = False
+    fixed_window: bool = False
+    """Every chunk costs a whole `max_chunk_s` window however short it is (Whisper pads to
+    30 s), so the batcher packs short chunks into shared windows."""
 
 
 @runtime_checkable

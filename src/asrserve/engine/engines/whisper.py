@@ -101,6 +101,7 @@ class WhisperEngine:
             languages=None if multilingual else frozenset({"en"}),
             max_chunk_s=float(self._model.feature_extractor.chunk_length),
             supports_translation=multilingual,
+            fixed_window=True,
         )
         self._lock = threading.Lock()
 
