@@ -60,20 +60,31 @@ def test_a_segment_running_across_chunks_is_cut_between_them() -> None:
     assert second[0].avg_logprob == -0.2  # the window's scores stay with every part
 
 
-def test_a_word_the_alignment_stretched_into_the_gap_goes_to_the_nearer_chunk() -> None:
+def test_a_word_goes_where_it_ends_however_far_back_its_start_was_stretched() -> None:
+    # The alignment starts a word after a pause where the word before ended: " and" was
+    # said in the second chunk (5-9 s) but starts in the first.
     (window,) = plan([4, 4]).windows
     segments = [
-        Segment(0, 3.0, 4.4, " late", words=(word(3.8, 4.4, " late"),)),
-        Segment(1, 4.6, 6.0, " early", words=(word(4.6, 6.0, " early"),)),
+        Segment(
+            0, 0.0, 6.0, " clubs and", words=(word(0.0, 1.1, " clubs"), word(1.1, 5.6, " and"))
+        ),
+        Segment(1, 5.6, 6.0, " run", words=(word(5.6, 6.0, " run"),)),
     ]
     first, second = split(segments, window)
-    assert [s.text for s in first] == [" late"]
-    assert [s.text for s in second] == [" early"]
-    assert [s.id for s in second] == [0]
-    assert second[0].words[0].start == 0.0
+    assert [s.text for s in first] == [" clubs"]
+    assert [s.text for s in second] == [" and", " run"]
+    assert [s.id for s in second] == [0, 1]
+    assert (second[0].words[0].start, second[0].words[0].end) == (0.0, 0.6)
 
 
-def test_a_segment_without_words_goes_where_its_middle_is() -> None:
+def test_a_word_that_ends_in_the_silence_stays_with_the_chunk_before() -> None:
+    (window,) = plan([4, 4]).windows
+    (segment,) = split([Segment(0, 3.0, 4.9, " late", words=(word(3.5, 4.9, " late"),))], window)[0]
+    assert segment.text == " late"
+    assert segment.words[0].end == 4.0
+
+
+def test_a_segment_without_words_goes_where_it_ends() -> None:
     (window,) = plan([4, 4, 4]).windows
     out = split([Segment(0, 5.5, 8.5, " unaligned")], window)
     assert [[s.text for s in chunk] for chunk in out] == [[], [" unaligned"], []]

@@ -25,6 +25,7 @@ from asrserve.evaluation.wer import word_errors
 from tests.engine.test_pipeline import assert_timeline
 
 EN = DecodeOptions(language="en")
+GAP = BatchingOptions().pack_gap_s  # the default packing
 
 
 def short(clips: list[Clip], most: int) -> list[Clip]:
@@ -51,7 +52,7 @@ def test_packed_short_clips_decode_as_well_as_alone_in_a_fraction_of_the_windows
 ) -> None:
     clips = short(en_clips, 24)
     audio = [decode(c.audio) for c in clips]
-    packed = batcher(whisper_base, stats, 1.0)
+    packed = batcher(whisper_base, stats, GAP)
     alone = batcher(whisper_base, [], None)
     try:
         # Queued at once, so the windows are planned the same way every run.
@@ -84,7 +85,7 @@ def test_the_same_prompt_from_several_callers_at_once_reaches_every_caller(
 ) -> None:
     clip = next(c for c in clean_read(en_clips) if 3.0 <= c.duration <= 5.0)
     audio = decode(clip.audio)
-    packed = batcher(whisper_base, stats, 1.0)
+    packed = batcher(whisper_base, stats, GAP)
     try:
         (alone,) = whisper_base.engine.transcribe_chunks([audio], EN)
         results = [f.result(300) for f in packed.submit_many([audio] * 5, EN)]
@@ -102,7 +103,7 @@ def test_concurrent_short_files_through_the_pipeline_share_windows(
     whisper_base: LoadedModel, en_clips: list[Clip], stats: list[BatchStats]
 ) -> None:
     clips = short(en_clips, 32)
-    shared = batcher(whisper_base, stats, 1.0)
+    shared = batcher(whisper_base, stats, GAP)
     pipeline = Pipeline(whisper_base.engine, shared)
     options = TranscribeOptions(decode=EN)
     try:
@@ -134,7 +135,7 @@ def test_noise_among_other_callers_speech_still_gives_no_words(
     noise = [decode(c.audio) for c in load_subset("noise")][:12]
     rng = np.random.default_rng(1)
     noise.append((0.1 * rng.standard_normal(5 * 16000)).astype(np.float32))
-    shared = batcher(whisper_base, stats, 1.0)
+    shared = batcher(whisper_base, stats, GAP)
     pipeline = Pipeline(whisper_base.engine, shared)
     jobs = [(decode(c.audio), True) for c in speech] + [(n, False) for n in noise]
     order = rng.permutation(len(jobs))

@@ -58,9 +58,11 @@ class BatchingOptions:
     together, but 5-60 ms apart (each first decodes its file and runs the VAD): with a 10 ms
     wait, 16 concurrent callers settled into batches of 1 and 15 chunks, one whole window's
     work more per 16 chunks (2026-12-01)."""
-    pack_gap_s: float | None = 1.0
+    pack_gap_s: float | None = 0.5
     """Silence between short chunks packed into one window of a fixed-window engine
-    (Whisper); None decodes every chunk in a window of its own."""
+    (Whisper), on top of the VAD's padding; None decodes every chunk in a window of its own.
+    The CLI on the 58 short English clips (2026-12-01): 1.0 s 21-22 s at WER 7.1 %, 0.5 s
+    18-19 s at 6.6-7.5 %."""
 
     def __post_init__(self) -> None:
         if self.pack_gap_s is not None and self.pack_gap_s < 0:

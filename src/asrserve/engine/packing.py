@@ -105,26 +105,28 @@ def join(audio: Sequence[np.ndarray], window: Window, sample_rate: int) -> np.nd
 def split(segments: Sequence[Segment], window: Window) -> list[list[Segment]]:
     """Each chunk's segments, on the chunk's own timeline, in the window's chunk order.
 
-    A word belongs to the chunk nearest its middle (the cut between two chunks is the middle of
-    the silence between them, so a word the alignment stretched into the gap still goes home);
-    a segment whose words fall in several chunks is cut between them. Segment-level scores are
-    the window's.
+    A word belongs to the chunk its end falls in, or to the chunk before when it ends in the
+    silence between them: the alignment gives a word after a pause a start at the end of the
+    word before, across the whole pause, while its end stays where the word ends (measured on
+    packed playing-card commands: by the middle of each word, "seven of clubs and" / "run you
+    through"; by its end, every word where it was said). A segment whose words fall in
+    several chunks is cut between them. Segment-level scores are the window's.
     """
     placements = window.placements
-    cuts = [(a.end + b.start) / 2 for a, b in itertools.pairwise(placements)]
+    cuts = [p.start for p in placements[1:]]
 
-    def home(t: float) -> int:
-        return bisect.bisect_right(cuts, t)
+    def home(end: float) -> int:
+        return bisect.bisect_left(cuts, end)
 
     out: list[list[Segment]] = [[] for _ in placements]
     for segment in segments:
         if not segment.words:
-            index = home((segment.start + segment.end) / 2)
+            index = home(segment.end)
             out[index].append(_placed(segment, placements[index]))
             continue
         groups: dict[int, list[Word]] = {}
         for word in segment.words:
-            groups.setdefault(home((word.start + word.end) / 2), []).append(word)
+            groups.setdefault(home(word.end), []).append(word)
         for index, words in groups.items():
             part = segment if len(groups) == 1 else with_words(segment, words)
             out[index].append(_placed(part, placements[index]))
