@@ -47,6 +47,11 @@ bench: $(STAMP) test-data models
 	$(BIN)/python bench/offline.py
 	$(BIN)/python bench/offline.py --subset composed --output docs/benchmarks-long-recordings.md
 	$(BIN)/python bench/http.py
+	$(BIN)/python bench/clip_length.py
+	$(BIN)/python bench/offline.py --subset es_prompts --language auto \
+		--output docs/benchmarks-languages.md
+	$(BIN)/python bench/offline.py --subset es_prompts --language auto --languages en,es \
+		--systems c,c_cli --output docs/benchmarks-languages-expected.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info

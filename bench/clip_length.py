@@ -161,7 +161,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="Runs per system and bucket.")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="Markdown report.")
     parser.add_argument("--cpu-threads", type=int, default=offline.available_cpus())
-    parser.add_argument("--jobs", type=int, default=16, help="Files at once for (c).")
+    parser.add_argument("--jobs", type=int, default=64, help="Files at once for (c).")
     parser.add_argument("--batch-size", type=int, default=8, help="Batch size for (b).")
     args = parser.parse_args(argv)
     offline.require_positive(parser, args, ("repeat", "cpu_threads", "jobs", "batch_size"))

@@ -8,7 +8,7 @@ directly on the same files in the same run, then written into docs/benchmarks-ht
   (short clips: each costs bare faster-whisper a whole 30 s window), in one language.
 - Baselines, each in a fresh process (bench/offline.py's workers): (a) faster-whisper's
   `WhisperModel.transcribe` one file after another, (b) its `BatchedInferencePipeline`.
-- CLI: `asrserve transcribe FILES --jobs 16` (its default) as a subprocess, decoding only
+- CLI: `asrserve transcribe FILES --jobs 64` (its default) as a subprocess, decoding only
   (from the "loaded model" log line to its exit, as bench/offline.py times it) and end to end.
 - Server: one real `asrserve serve` process (tests/e2e/server.py), admitting as many
   requests as the highest concurrency so none is refused, warmed with one request.
@@ -612,7 +612,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=available_cpus(),
         help="CTranslate2 threads for the server and the CLI (default: the CPUs usable).",
     )
-    parser.add_argument("--jobs", type=int, default=16, help="The CLI's --jobs (its default).")
+    parser.add_argument("--jobs", type=int, default=64, help="The CLI's --jobs (its default).")
     parser.add_argument("--batch-size", type=int, default=8, help="Batch size for (b).")
     args = parser.parse_args(argv)
     require_positive(parser, args, ("repeat", "limit", "cpu_threads", "jobs", "batch_size"))

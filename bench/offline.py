@@ -794,7 +794,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="CTranslate2 threads for every system (default: the CPUs usable).",
     )
     parser.add_argument(
-        "--jobs", type=int, default=16, help="Files at once for (c) and (c'), as the CLI's default."
+        "--jobs", type=int, default=64, help="Files at once for (c) and (c'), as the CLI's default."
     )
     parser.add_argument(
         "--language", default=LANGUAGE, help=f"Given to every system, or {AUTO} to detect it."

@@ -1,8 +1,10 @@
 """`asrserve transcribe FILE|DIR ...`: many files through one shared model and batcher.
 
 Files are prepared and decoded `--jobs` at a time; their chunks meet in the model's batcher,
-so short files fill batches together. A failed file is reported with its reason and the others
-are still written; the exit code says whether everything succeeded.
+so short files fill batches and share decode windows together. Files in flight hold their
+decoded audio, so together they hold at most `IN_FLIGHT_AUDIO_S` of it (a long file beyond
+that waits for the others). A failed file is reported with its reason and the others are still
+written; the exit code says whether everything succeeded.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +32,7 @@ from rich.progress import (
 from rich.text import Text
 
 from asrserve.config import Settings, load_settings
+from asrserve.engine.audio import probe_duration
 from asrserve.engine.errors import AsrError
 from asrserve.engine.formats import ResponseFormat, file_extension, parse_format, render
 from asrserve.engine.options import (
@@ -47,6 +51,31 @@ AUDIO_EXTENSIONS = frozenset(
      ".mka", ".wma", ".aiff", ".aif", ".amr", ".3gp", ".mov", ".mkv"}
 )  # fmt: skip
 STDOUT = "-"
+IN_FLIGHT_AUDIO_S = 2 * 3600.0
+"""Decoded audio the files in flight may hold together: two hours is 460 MB of samples."""
+
+
+class AudioBudget:
+    """Seconds of decoded audio held at once; a file waits until its share is free. A file
+    longer than the whole budget, or of unknown length, runs when nothing else holds any."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._held = 0.0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, seconds: float | None) -> Iterator[None]:
+        share = min(seconds if seconds is not None else self.seconds, self.seconds)
+        with self._cond:
+            self._cond.wait_for(lambda: self._held == 0 or self._held + share <= self.seconds)
+            self._held += share
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._held -= share
+                self._cond.notify_all()
 
 
 class AudioSecondsColumn(ProgressColumn):
@@ -179,12 +208,12 @@ def transcribe(
     word_timestamps: bool = typer.Option(True, help="Word-level times (verbose_json)."),
     vad: bool = typer.Option(True, help="Skip silence with Silero VAD."),
     jobs: int = typer.Option(
-        16,
+        64,
         "--jobs",
         "-j",
         min=1,
-        help="Files in flight at once: short files share decode windows. Each holds its "
-        "decoded audio (230 MB an hour); fewer for many long files on a small machine.",
+        help="Files in flight at once (short ones share decode windows); together they hold "
+        "at most two hours of decoded audio.",
     ),
     device: str | None = typer.Option(None, help="auto, cpu or cuda."),
     compute_type: str | None = typer.Option(None, help="int8, float16, float32, ..."),
@@ -273,8 +302,13 @@ def _run(
     known_total = [0.0]
     taken: set[Path] = set()
     stdout_lock = threading.Lock()
+    budget = AudioBudget(IN_FLIGHT_AUDIO_S)
 
     def run_one(path: Path) -> Outcome:
+        with budget.hold(probe_duration(path)):
+            return transcribe_one(path)
+
+    def transcribe_one(path: Path) -> Outcome:
         outcome = Outcome(path)
         task_id: TaskID = progress.add_task(path.name, total=None)
         started = time.monotonic()

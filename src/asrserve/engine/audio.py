@@ -43,6 +43,7 @@ __all__ = [
     "duration_of",
     "float32_to_pcm16",
     "pcm16_to_float32",
+    "probe_duration",
     "resample",
 ]
 
@@ -161,6 +162,21 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 def duration_of(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     """Length in seconds of audio whose last axis is time."""
     return audio.shape[-1] / sample_rate
+
+
+def probe_duration(path: str | os.PathLike[str]) -> float | None:
+    """A file's duration from its container's header, without decoding it; None when the
+    file does not say (or cannot be opened: `decode` then reports why)."""
+    try:
+        with av.open(f"file:{Path(path)}", mode="r", metadata_errors="replace") as container:
+            stream = container.streams.best("audio")
+            if stream is not None and stream.duration is not None and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            if container.duration is not None:
+                return container.duration / av.time_base
+    except (av.error.FFmpegError, OSError):
+        return None
+    return None
 
 
 # --- opening the input ---------------------------------------------------------------------

@@ -15,7 +15,6 @@ windows with word alignment, and splits each window's segments back (`split`).
 from __future__ import annotations
 
 import bisect
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
