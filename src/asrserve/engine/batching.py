@@ -81,6 +81,9 @@ class DynamicBatcher:
         self._cond = threading.Condition()
         self._closed = False
         self._finished = 0.0  # when the last batch was decoded (monotonic)
+        self._expected = 0
+        """Chunks the next batch may expect: those that waited behind the last batch, plus
+        one from each caller it answered (callers answered together send again together)."""
         self._thread = threading.Thread(
             target=self._run, name=f"batcher-{engine.info.model}", daemon=True
         )
@@ -139,6 +142,7 @@ class DynamicBatcher:
             self._decode(batch)
             with self._cond:
                 self._finished = time.monotonic()
+                self._expected = len(self._queue) + len(batch)
 
     def _plan(self) -> packing.WindowPlan:
         # Without packing every chunk is a window of its own.
@@ -163,18 +167,7 @@ class DynamicBatcher:
                     len(plan) >= opts.max_batch_size
                     or sum(i.seconds for i in ready) >= opts.max_batch_seconds
                 )
-                # The callers of the batch just decoded send their next chunks together but
-                # tens of milliseconds apart (each first decodes its file and runs the VAD):
-                # while they keep coming, wait for them, or the first would be decoded alone
-                # and the rest in a second batch, a whole window's work more.
-                # The hold counts from when the model was free to take the head, since
-                # waiting behind a running batch costs the head nothing more.
-                quiet_since = max(self._finished, max(i.enqueued for i in ready))
-                held_since = max(self._finished, head.enqueued)
-                remaining = (
-                    min(quiet_since + opts.max_wait_ms / 1000, held_since + opts.max_hold_ms / 1000)
-                    - time.monotonic()
-                )
+                remaining = self._hold_remaining(head, ready)
                 if full or remaining <= 0:
                     break
                 self._cond.wait(remaining)
@@ -195,6 +188,26 @@ class DynamicBatcher:
             self._queue = deque(i for i in self._queue if id(i) not in taken)
         # A caller may have cancelled while its chunk waited: skip those.
         return [i for i in batch if i.future.set_running_or_notify_cancel()]
+
+    def _hold_remaining(self, head: _Item, ready: list[_Item]) -> float:
+        """Seconds a partly filled batch should still wait for more chunks.
+
+        Callers answered by one batch send their next chunks together, but 5-300 ms apart
+        (an HTTP client reads its answer and uploads the next file; each file is decoded and
+        run through the VAD first). A batch that waited behind the last one waits for them,
+        up to `max_hold_ms` after the model became free or until as many chunks as it may
+        expect are in: otherwise concurrent callers split into two groups decoded in turn,
+        each leaving a window half empty. A chunk that finds the model idle waits
+        `max_wait_ms` for the next one, again at most `max_hold_ms`.
+        """
+        opts = self.options
+        now = time.monotonic()
+        if head.enqueued <= self._finished:
+            if len(ready) >= self._expected:
+                return 0.0
+            return self._finished + opts.max_hold_ms / 1000 - now
+        latest = max(i.enqueued for i in ready)
+        return min(latest + opts.max_wait_ms / 1000, head.enqueued + opts.max_hold_ms / 1000) - now
 
     def _decode(self, batch: list[_Item]) -> None:
         if not batch:
@@ -258,6 +271,13 @@ class DynamicBatcher:
                         results[i] = own if options.word_timestamps else _without_words(own)
         lost = [i for i, result in enumerate(results) if result is None]
         if lost:
+            log.info(
+                "%d of %d chunks sharing %d windows came back without words; decoding them "
+                "on their own",
+                len(lost),
+                sum(len(w.placements) for w in shared),
+                len(shared),
+            )
             # Whisper writes a sentence said twice in one window once, and may pass over a
             # chunk of noise among speech: on its own, each gets its own decode and verdict.
             decoded = self.engine.transcribe_chunks([audio[i] for i in lost], options)
