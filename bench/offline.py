@@ -159,10 +159,10 @@ class BenchSettings:
         parts = [f"development set subset `{self.subset}`"]
         if self.clean:
             parts.append("ordinary speech only (`clean_read`)")
-        if self.min_clip_s is not None or self.max_clip_s is not None:
-            low = f"{self.min_clip_s:g}" if self.min_clip_s is not None else "0"
-            high = f"{self.max_clip_s:g}" if self.max_clip_s is not None else "∞"
-            parts.append(f"files longer than {low} s and at most {high} s")
+        if self.min_clip_s is not None:
+            parts.append(f"files longer than {self.min_clip_s:g} s")
+        if self.max_clip_s is not None:
+            parts.append(f"files of at most {self.max_clip_s:g} s")
         return ", ".join(parts)
 
 
