@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Collection, Sequence
 from concurrent.futures import CancelledError
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -156,12 +157,20 @@ class MarkEngine:
     """A fixed-window engine that 'hears' every run of equal non-zero samples as one word
     named after the value, so the test can tell where each packed chunk's words went."""
 
-    def __init__(self, *, fixed_window: bool = True, deaf_to: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        fixed_window: bool = True,
+        deaf_to: int | None = None,
+        barely_hears: int | None = None,
+    ) -> None:
         self.windows: list[float] = []
         self.calls: list[DecodeOptions] = []
         self.fixed_window = fixed_window
         self.deaf_to = deaf_to
-        """A mark this engine does not hear when it shares a window with others."""
+        """A mark this engine does not hear when it shares a window with others..."""
+        self.barely_hears = barely_hears
+        """...and one it hears only the first 0.1 s of there."""
 
     @property
     def info(self) -> EngineInfo:
@@ -186,8 +195,12 @@ class MarkEngine:
                 for a, b in itertools.pairwise(edges)
                 if marks[a] != 0
             ]
-            if len(words) > 1 and self.deaf_to is not None:
-                words = [w for w in words if w.word != f" w{self.deaf_to}"]
+            if len(words) > 1:
+                words = [
+                    replace(w, end=w.start + 0.1) if w.word == f" w{self.barely_hears}" else w
+                    for w in words
+                    if w.word != f" w{self.deaf_to}"
+                ]
             text = "".join(w.word for w in words)
             out.append([Segment(0, 0.0, chunk.size / SR, text, tuple(words))] if words else [])
         return out
@@ -236,6 +249,16 @@ def test_a_chunk_a_shared_window_left_without_words_is_decoded_again_alone() -> 
     batcher.close()
     assert texts == [" w1", " w2", " w3"]
     assert engine.windows == [8.0, 2.0]
+
+
+def test_a_chunk_a_shared_window_barely_heard_is_decoded_again_alone() -> None:
+    engine = MarkEngine(barely_hears=2)
+    batcher = DynamicBatcher(engine, BatchingOptions(pack_gap_s=1.0, max_wait_ms=0))
+    futures = batcher.submit_many([marked(k, 3) for k in (1, 2, 3)], DecodeOptions())
+    words = [f.result(5)[0].words for f in futures]
+    batcher.close()
+    assert [(w[0].start, w[0].end) for w in words] == [(0.0, 3.0)] * 3
+    assert engine.windows == [11.0, 3.0]
 
 
 def test_chunks_kept_apart_and_engines_without_a_fixed_window_are_not_packed() -> None:

@@ -10,7 +10,8 @@ A 30 s Whisper window costs the same encoder work however short the speech insid
 an engine whose chunks are padded to a fixed window (`EngineInfo.fixed_window`) the batcher
 packs short chunks, whoever submitted them, into shared windows (`packing`): short files,
 stream finals and partials all get it here, in the one place batches are formed. A chunk a
-packed window left without a word is decoded again on its own, so packing never loses one.
+packed window left (almost) without words is decoded again on its own, so packing never loses
+one.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from asrserve.engine import packing
+from asrserve.engine.coverage import barely_heard
 from asrserve.engine.engines.base import SAMPLE_RATE, Engine
 from asrserve.engine.options import BatchingOptions, DecodeOptions
 from asrserve.engine.types import Segment
@@ -61,7 +63,7 @@ class BatchStats:
     windows: int = 0
     """Decode windows the items took: fewer than `items` when short ones shared windows."""
     redecoded: int = 0
-    """Items a shared window left without words, decoded again on their own."""
+    """Items a shared window left (almost) without words, decoded again on their own."""
 
 
 class DynamicBatcher:
@@ -267,13 +269,13 @@ class DynamicBatcher:
             decoded = self.engine.transcribe_chunks(joined, aligned)
             for window, segments in zip(shared, decoded, strict=True):
                 for i, own in zip(window.items, packing.split(segments, window), strict=True):
-                    if any(s.text.strip() for s in own):
+                    if not barely_heard(own, batch[i].seconds):
                         results[i] = own if options.word_timestamps else _without_words(own)
         lost = [i for i, result in enumerate(results) if result is None]
         if lost:
             log.info(
-                "%d of %d chunks sharing %d windows came back without words; decoding them "
-                "on their own",
+                "%d of %d chunks sharing %d windows came back (almost) without words; decoding "
+                "them on their own",
                 len(lost),
                 sum(len(w.placements) for w in shared),
                 len(shared),
