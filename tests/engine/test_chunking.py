@@ -99,3 +99,38 @@ def test_hotwords_in_all_client_forms(given: object, expected: tuple[str, ...]) 
 def test_broken_hotword_json_is_a_clear_error() -> None:
     with pytest.raises(InvalidOptionError, match="hotwords"):
         parse_hotwords('{"a": ')
+
+
+def test_callers_starting_at_once_share_one_silero_model(
+    monkeypatch: pytest.MonkeyPatch, jfk: Clip
+) -> None:
+    # faster-whisper's lru_cache let each of 64 files starting at once build a model of its own.
+    import threading
+
+    import faster_whisper.vad as fw_vad
+
+    built: list[object] = []
+
+    class Counted(fw_vad.SileroVADModel):
+        def __init__(self, path: str) -> None:
+            built.append(self)
+            super().__init__(path)
+
+    audio = decode(jfk.audio)[: 3 * 16000]
+    start = threading.Barrier(8)
+
+    def run() -> None:
+        start.wait()
+        speech_spans(audio, VadOptions())
+
+    fw_vad.get_vad_model.cache_clear()
+    monkeypatch.setattr(fw_vad, "SileroVADModel", Counted)
+    try:
+        threads = [threading.Thread(target=run) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        fw_vad.get_vad_model.cache_clear()
+    assert len(built) == 1

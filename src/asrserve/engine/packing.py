@@ -6,7 +6,8 @@ request or of many concurrent ones) share one window; the aligned words then say
 each belongs to. Measured on the development set's 56 clean English clips of up to 8 s
 (whisper-base int8, beam 5, 2 cores, 2026-12-01): sequential faster-whisper 50.4 s at WER
 9.2 %; one padded window per clip in batches of 16, 61.9 s at 8.4 %; packed with 1 s gaps,
-14.0 s at 8.6 %. The model hears neighbouring clips as context and does not mind.
+14.0 s at 8.6 %. The model hears neighbouring clips as context and does not mind. The
+figures through the CLI and the HTTP API are in docs/benchmarks-http.md.
 
 The batcher plans the windows (`WindowPlan`), joins each window's audio (`join`), decodes the
 windows with word alignment, and splits each window's segments back (`split`).

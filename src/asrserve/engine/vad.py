@@ -2,19 +2,31 @@
 
 The Silero session is faster-whisper's own, created once per process on first use and shared
 by every caller; it keeps no state between calls, so concurrent callers are safe.
+faster-whisper caches it with `functools.lru_cache`, which lets concurrent first callers each
+build a session of their own: 64 files starting at once built dozens, seconds of CPU and
+hundreds of MB, so the first build happens under a lock here (`silero_model`).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
+from faster_whisper.vad import SileroVADModel, get_speech_timestamps, get_vad_model
 from faster_whisper.vad import VadOptions as SileroOptions
-from faster_whisper.vad import get_speech_timestamps, get_vad_model
 
 from asrserve.engine.engines.base import SAMPLE_RATE
 from asrserve.engine.options import VadOptions
 from asrserve.engine.types import SpeechSpan
+
+_FIRST_BUILD = threading.Lock()
+
+
+def silero_model() -> SileroVADModel:
+    """faster-whisper's shared Silero model, built by exactly one caller."""
+    with _FIRST_BUILD:
+        return get_vad_model()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +57,7 @@ def speech_spans(audio: np.ndarray, options: VadOptions) -> list[SpeechSpan]:
         min_silence_duration_ms=options.min_silence_ms,
         speech_pad_ms=options.speech_pad_ms,
     )
+    silero_model()  # built once, before faster-whisper's own call looks it up
     stamps = get_speech_timestamps(audio, silero, sampling_rate=SAMPLE_RATE)
     return [SpeechSpan(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
 
@@ -109,7 +122,7 @@ class SileroStream:
     """
 
     def __init__(self) -> None:
-        self._session = get_vad_model().session
+        self._session = silero_model().session
         self._h = np.zeros((1, 1, 128), np.float32)
         self._c = np.zeros((1, 1, 128), np.float32)
         self._context = np.zeros(_CONTEXT, np.float32)
