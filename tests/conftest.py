@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from asrserve.engine.registry import LoadedModel, ModelRegistry
 from asrserve.evaluation.devset import Clip, dev_set_dir, load_subset
+from tests.support.services import PostgresServer, RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,3 +51,28 @@ def registry() -> Iterator[ModelRegistry]:
 def whisper_base(registry: ModelRegistry) -> LoadedModel:
     """The embedded default model, loaded once for the whole session and shared."""
     return registry.acquire("whisper-base")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session; each test that needs it makes its own database."""
+    server = PostgresServer().start()
+    yield server
+    server.remove()
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the session's server."""
+    return postgres_server.create_database(f"test_{next(_databases)}")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real Redis (AOF on) for one test, which may kill and restart it."""
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()

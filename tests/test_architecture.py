@@ -33,3 +33,14 @@ def test_the_engine_does_not_import_the_cli_or_settings_at_runtime() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_job_worker_starts_without_the_web_framework_or_the_websocket_server() -> None:
+    code = (
+        "import sys, asrserve.cli.main, asrserve.runtime.worker;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette', 'uvicorn')"
+        " or m.startswith(('asrserve.ws', 'asrserve.api.app'))];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

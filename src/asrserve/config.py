@@ -29,6 +29,7 @@ from asrserve.engine.options import (
     parse_languages,
 )
 from asrserve.engine.registry import EngineSettings
+from asrserve.jobs.options import JobOptions
 
 CONFIG_ENV = "ASRSERVE_CONFIG"
 # The file given with --config, for the duration of one load_settings call: pydantic-settings
@@ -36,6 +37,7 @@ CONFIG_ENV = "ASRSERVE_CONFIG"
 _LANGUAGES = LanguageOptions()  # the defaults' one home
 _BATCHING = BatchingOptions()
 _SERVER = ServerOptions()
+_JOBS = JobOptions()
 
 _config_file: ContextVar[Path | None] = ContextVar("asrserve_config_file", default=None)
 
@@ -106,12 +108,42 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(600.0, gt=0, description="A synchronous request's deadline.")
     data_dir: Path = Field(
-        Path.home() / ".local" / "share" / "asrserve",
-        description="Durable state: the job database and uploaded files.",
+        _JOBS.data_dir, description="Durable state: the SQLite job database and uploads."
     )
-    job_workers: int = Field(1, ge=1, description="Jobs decoded at once.")
+    job_store: str = Field(
+        _JOBS.store, description="sqlite, or a postgresql:// URL shared by every process."
+    )
+    job_queue: str = Field(
+        _JOBS.queue, description="local (threads of the server), or a redis:// URL (workers)."
+    )
+    upload_dir: Path | None = Field(
+        None, description="Uploads until their job ends (default data_dir/uploads); shared."
+    )
+    job_workers: int = Field(_JOBS.workers, ge=1, description="Jobs decoded at once.")
     job_retention_hours: float = Field(168.0, gt=0, description="How long job results are kept.")
-    webhook_max_attempts: int = Field(5, ge=1)
+    job_max_attempts: int = Field(
+        _JOBS.max_attempts, ge=1, description="Starts a job gets when its worker keeps dying."
+    )
+    job_lease_s: float = Field(
+        _JOBS.lease_s, gt=0, description="A dead worker's job runs again after about this."
+    )
+    job_resend_after_s: float = Field(
+        _JOBS.resend_after_s, gt=0, description="Send a job's message again after this wait."
+    )
+    job_max_seconds: float = Field(
+        _JOBS.max_job_s, gt=0, description="Longest job; the broker's visibility timeout is above."
+    )
+    webhook_max_attempts: int = Field(_JOBS.webhook_max_attempts, ge=1)
+    webhook_secret: SecretStr | None = Field(
+        None, description="Signs webhook deliveries (HMAC-SHA256 of timestamp and body)."
+    )
+    webhook_allow_private: bool = Field(
+        _JOBS.webhook_allow_private,
+        description="Allow webhooks to loopback, link-local and private addresses.",
+    )
+    worker_port: int = Field(
+        9464, ge=0, le=65535, description="asrserve worker: /health and /metrics (0: none)."
+    )
     shutdown_grace_s: float = Field(
         30.0, ge=0, description="Deadline for in-flight work on SIGTERM."
     )
@@ -201,14 +233,27 @@ class Settings(BaseSettings):
             max_concurrent_requests=self.max_concurrent_requests,
             max_waiting_requests=self.max_waiting_requests,
             request_timeout_s=self.request_timeout_s,
-            data_dir=self.data_dir,
-            job_workers=self.job_workers,
-            job_retention_s=self.job_retention_hours * 3600,
-            webhook_max_attempts=self.webhook_max_attempts,
             shutdown_grace_s=self.shutdown_grace_s,
             partial_model=self.partial_model,
             max_streams=self.max_streams,
             stream_idle_timeout_s=self.stream_idle_timeout_s,
+        )
+
+    def job_options(self) -> JobOptions:
+        return JobOptions(
+            store=self.job_store,
+            queue=self.job_queue,
+            data_dir=self.data_dir,
+            upload_dir=self.upload_dir,
+            workers=self.job_workers,
+            retention_s=self.job_retention_hours * 3600,
+            max_attempts=self.job_max_attempts,
+            lease_s=self.job_lease_s,
+            resend_after_s=self.job_resend_after_s,
+            max_job_s=self.job_max_seconds,
+            webhook_max_attempts=self.webhook_max_attempts,
+            webhook_secret=self.webhook_secret.get_secret_value() if self.webhook_secret else None,
+            webhook_allow_private=self.webhook_allow_private,
         )
 
     def limits(self) -> AudioLimits:

@@ -44,15 +44,7 @@ def start_server(
     """`settings` are ASRSERVE_* variables without the prefix, e.g. max_upload_mb="1"."""
     port = free_port()
     data_dir = Path(settings.pop("data_dir", str(tmp / f"{name}-data")))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASRSERVE_")}
-    env.update(
-        ASRSERVE_HOST="127.0.0.1",
-        ASRSERVE_PORT=str(port),
-        ASRSERVE_DATA_DIR=str(data_dir),
-        ASRSERVE_LOG_LEVEL="info",
-        ASRSERVE_LOG_FORMAT="json",
-        **{f"ASRSERVE_{k.upper()}": v for k, v in settings.items()},
-    )
+    env = server_env(port, data_dir, settings)
     tls = settings.get("tls_self_signed") == "true" or bool(settings.get("tls_certfile"))
     scheme = "https" if tls else "http"
     return launch(f"{scheme}://127.0.0.1:{port}", tmp / f"{name}.log", data_dir, env, ready_timeout)
@@ -86,3 +78,62 @@ def launch(
 def restart(server: ServerProcess) -> ServerProcess:
     """Start the same server again (same port, data and settings) after it stopped."""
     return launch(server.url, server.log_path, server.data_dir, server.env)
+
+
+@dataclass
+class WorkerProcess:
+    health_url: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str]
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def server_env(port: int | None, data_dir: Path, settings: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASRSERVE_")}
+    if port is not None:
+        env["ASRSERVE_PORT"] = str(port)
+    env.update(
+        ASRSERVE_HOST="127.0.0.1",
+        ASRSERVE_DATA_DIR=str(data_dir),
+        ASRSERVE_LOG_LEVEL="info",
+        ASRSERVE_LOG_FORMAT="json",
+        **{f"ASRSERVE_{k.upper()}": v for k, v in settings.items()},
+    )
+    return env
+
+
+def start_worker(
+    tmp: Path, name: str = "worker", ready_timeout: float = 180, **settings: str
+) -> WorkerProcess:
+    """`asrserve worker` with ASRSERVE_* `settings`; ready once its /health answers 200."""
+    port = free_port()
+    env = server_env(None, tmp / f"{name}-data", {**settings, "worker_port": str(port)})
+    log_path = tmp / f"{name}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asrserve.cli", "worker"],
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    worker = WorkerProcess(f"http://127.0.0.1:{port}/health", proc, log_path, env)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {proc.returncode}:\n{worker.log[-4000:]}")
+        try:
+            if httpx.get(worker.health_url, timeout=2).status_code == 200:
+                return worker
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    worker.stop(signal.SIGKILL)
+    raise RuntimeError(f"worker not ready within {ready_timeout} s:\n{worker.log[-4000:]}")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from asrserve.engine.types import Segment, Transcript, TranscriptInfo, Word
+from asrserve.jobs.postgres import PostgresJobStore
 from asrserve.jobs.sqlite import SQLiteJobStore
+from asrserve.jobs.sqlstore import SqlJobStore
 
 
 def make_transcript(duration: float = 12.5, text: str = "hello world") -> Transcript:
@@ -53,11 +56,40 @@ def wait_until(
     return time.monotonic() - started
 
 
+StoreFactory = Callable[..., SqlJobStore]
+"""Makes a store on the test's backend; each call is one more process's view of the same jobs
+(`retention_s`, `max_attempts` and `clock` as keywords)."""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteJobStore]:
-    s = SQLiteJobStore(tmp_path / "jobs")
-    yield s
-    s.close()
+def make_store(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[StoreFactory]:
+    """Every store test runs on SQLite and on a real PostgreSQL (a fresh database each)."""
+    made: list[SqlJobStore] = []
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+
+    def make(**kwargs: Any) -> SqlJobStore:
+        if url is None:
+            store: SqlJobStore = SQLiteJobStore(tmp_path / "jobs", **kwargs)
+        else:
+            store = PostgresJobStore(url, upload_dir=tmp_path / "jobs" / "uploads", **kwargs)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: StoreFactory) -> SqlJobStore:
+    return make_store()
 
 
 AUDIO = b"RIFF\x00\x00\x00\x00WAVEfake audio bytes" * 10

@@ -19,7 +19,7 @@ from asrserve.engine.registry import LoadedModel, ModelRegistry
 from asrserve.engine.types import Transcript
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.wer import word_errors
-from asrserve.jobs.models import Job, JobState
+from asrserve.jobmodel.records import Job, JobState
 from asrserve.jobs.runner import JobRunner, registry_transcriber
 from asrserve.jobs.sqlite import SQLiteJobStore
 from tests.jobs.conftest import wait_until

@@ -12,10 +12,10 @@ import pytest
 from asrserve.engine.errors import AudioDecodeError
 from asrserve.engine.pipeline import ProgressCallback
 from asrserve.engine.types import Transcript
-from asrserve.jobs.models import Job, JobState
+from asrserve.jobmodel.records import Job, JobState
 from asrserve.jobs.runner import JobRunner
-from asrserve.jobs.sqlite import SQLiteJobStore
-from tests.jobs.conftest import AUDIO, make_transcript, wait_until
+from asrserve.jobs.sqlstore import SqlJobStore
+from tests.jobs.conftest import AUDIO, StoreFactory, make_transcript, wait_until
 
 
 class FakeTranscriber:
@@ -65,19 +65,19 @@ def start(runners: list[JobRunner], runner: JobRunner) -> JobRunner:
     return runner
 
 
-def submit(store: SQLiteJobStore, runner: JobRunner | None = None) -> str:
+def submit(store: SqlJobStore, runner: JobRunner | None = None) -> str:
     job = store.create(AUDIO, filename="a.wav", model="fake", options={"language": "en"})
     if runner is not None:
         runner.submit(job)
     return job.id
 
 
-def finished(store: SQLiteJobStore, job_id: str) -> Job | None:
+def finished(store: SqlJobStore, job_id: str) -> Job | None:
     job = store.get(job_id)
     return job if job is not None and job.state.finished else None
 
 
-def test_job_runs_to_success_with_progress(store: SQLiteJobStore, runners: list[JobRunner]) -> None:
+def test_job_runs_to_success_with_progress(store: SqlJobStore, runners: list[JobRunner]) -> None:
     fake = FakeTranscriber(duration=40.0, steps=20, step_s=0.05)
     seen: list[float] = []
     done_jobs: list[Job] = []
@@ -128,7 +128,7 @@ def test_job_runs_to_success_with_progress(store: SQLiteJobStore, runners: list[
     ],
 )
 def test_failures_keep_engine_codes_and_hide_internal_ones(
-    store: SQLiteJobStore,
+    store: SqlJobStore,
     runners: list[JobRunner],
     caplog: pytest.LogCaptureFixture,
     error: Exception,
@@ -149,7 +149,7 @@ def test_failures_keep_engine_codes_and_hide_internal_ones(
     assert any(r.levelname in ("WARNING", "ERROR") for r in logged)
 
 
-def test_missing_upload_fails_the_job(store: SQLiteJobStore, runners: list[JobRunner]) -> None:
+def test_missing_upload_fails_the_job(store: SqlJobStore, runners: list[JobRunner]) -> None:
     job_id = submit(store)
     store.upload_path(job_id).unlink()
     fake = FakeTranscriber()
@@ -162,7 +162,7 @@ def test_missing_upload_fails_the_job(store: SQLiteJobStore, runners: list[JobRu
 
 
 def test_cancel_mid_run_stops_the_decode_promptly(
-    store: SQLiteJobStore, runners: list[JobRunner]
+    store: SqlJobStore, runners: list[JobRunner]
 ) -> None:
     fake = FakeTranscriber(duration=600.0, steps=400, step_s=0.025)  # 10 s if not stopped
     runner = start(runners, JobRunner(store, fake, poll_interval_s=0.05, progress_interval_s=0.1))
@@ -180,9 +180,9 @@ def test_cancel_mid_run_stops_the_decode_promptly(
 
 
 def test_stop_hands_a_long_job_back_and_a_new_runner_finishes_it(
-    tmp_path: Path, runners: list[JobRunner]
+    make_store: StoreFactory, runners: list[JobRunner]
 ) -> None:
-    store = SQLiteJobStore(tmp_path)
+    store = make_store()
     slow = FakeTranscriber(duration=600.0, steps=400, step_s=0.025)
     first = start(runners, JobRunner(store, slow, poll_interval_s=0.05, progress_interval_s=0.1))
     job_id = submit(store, first)
@@ -200,7 +200,7 @@ def test_stop_hands_a_long_job_back_and_a_new_runner_finishes_it(
     assert slow.steps_done == steps  # the old worker is no longer decoding
 
     # The next start (a new process, here a new store and runner) resumes it.
-    store2 = SQLiteJobStore(tmp_path)
+    store2 = make_store()
     fast = FakeTranscriber(duration=600.0)
     start(runners, JobRunner(store2, fast, poll_interval_s=0.05))
     wait_until(lambda: finished(store2, job_id))
@@ -212,7 +212,7 @@ def test_stop_hands_a_long_job_back_and_a_new_runner_finishes_it(
 
 
 def test_stop_lets_a_job_finish_within_the_deadline(
-    store: SQLiteJobStore, runners: list[JobRunner]
+    store: SqlJobStore, runners: list[JobRunner]
 ) -> None:
     fake = FakeTranscriber(steps=10, step_s=0.05)
     runner = start(runners, JobRunner(store, fake, poll_interval_s=0.05))
@@ -225,7 +225,7 @@ def test_stop_lets_a_job_finish_within_the_deadline(
 
 
 def test_stop_hands_back_a_job_whose_worker_is_stuck_and_ignores_its_late_result(
-    store: SQLiteJobStore, runners: list[JobRunner]
+    store: SqlJobStore, runners: list[JobRunner]
 ) -> None:
     release = threading.Event()
 
@@ -249,7 +249,7 @@ def test_stop_hands_back_a_job_whose_worker_is_stuck_and_ignores_its_late_result
 
 
 def test_wake_starts_a_job_without_waiting_for_the_poll(
-    store: SQLiteJobStore, runners: list[JobRunner]
+    store: SqlJobStore, runners: list[JobRunner]
 ) -> None:
     fake = FakeTranscriber(steps=1)
     runner = start(runners, JobRunner(store, fake, poll_interval_s=60.0))
@@ -260,7 +260,7 @@ def test_wake_starts_a_job_without_waiting_for_the_poll(
 
 
 def test_without_wake_a_job_waits_for_the_poll(
-    store: SQLiteJobStore, runners: list[JobRunner]
+    store: SqlJobStore, runners: list[JobRunner]
 ) -> None:
     # The control for the test above: it is the wake, not luck, that starts the job early.
     fake = FakeTranscriber(steps=1)
@@ -273,9 +273,7 @@ def test_without_wake_a_job_waits_for_the_poll(
     assert job.state is JobState.QUEUED
 
 
-def test_several_workers_run_jobs_in_parallel(
-    store: SQLiteJobStore, runners: list[JobRunner]
-) -> None:
+def test_several_workers_run_jobs_in_parallel(store: SqlJobStore, runners: list[JobRunner]) -> None:
     fake = FakeTranscriber(steps=5, step_s=0.1)  # 0.5 s a job
     runner = start(runners, JobRunner(store, fake, workers=4, poll_interval_s=0.05))
     ids = [submit(store, runner) for _ in range(4)]
@@ -284,13 +282,13 @@ def test_several_workers_run_jobs_in_parallel(
     assert sorted(i for i, _ in fake.calls) == sorted(ids)
 
 
-def test_start_requeues_jobs_left_running_and_purges_expired(tmp_path: Path) -> None:
-    crashed = SQLiteJobStore(tmp_path, retention_s=0.0)
+def test_start_requeues_jobs_left_running_and_purges_expired(make_store: StoreFactory) -> None:
+    crashed = make_store(retention_s=0.0)
     left_running = submit(crashed)
     crashed.claim_next("dead")
     expired = submit(crashed)
     crashed.request_cancel(expired)  # finished with zero retention: expired at once
-    store = SQLiteJobStore(tmp_path, retention_s=0.0)
+    store = make_store(retention_s=0.0)
     done: list[Job] = []
     runner = JobRunner(
         store,

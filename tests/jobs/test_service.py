@@ -9,15 +9,15 @@ import sys
 import pytest
 
 from asrserve.engine.errors import AudioTooLargeError, InvalidOptionError
-from asrserve.jobs.errors import (
+from asrserve.jobmodel.errors import (
     InvalidWebhookUrlError,
     JobNotFinishedError,
     JobNotFoundError,
     JobResultUnavailableError,
 )
-from asrserve.jobs.models import Job, JobState
+from asrserve.jobmodel.records import Job, JobState
 from asrserve.jobs.service import JobService
-from asrserve.jobs.sqlite import SQLiteJobStore
+from asrserve.jobs.sqlstore import SqlJobStore
 from tests.jobs.conftest import AUDIO, make_transcript
 
 
@@ -45,8 +45,8 @@ def queue() -> RecordingQueue:
 
 
 @pytest.fixture
-def jobs(store: SQLiteJobStore, queue: RecordingQueue) -> JobService:
-    return JobService(store, queue, max_upload_bytes=10_000)
+def jobs(store: SqlJobStore, queue: RecordingQueue) -> JobService:
+    return JobService(store, queue, max_upload_bytes=10_000, webhook_allow_private=True)
 
 
 def submit(jobs: JobService, **kwargs: object) -> Job:
@@ -56,7 +56,7 @@ def submit(jobs: JobService, **kwargs: object) -> Job:
 
 
 def test_submit_stores_the_job_then_tells_the_queue(
-    jobs: JobService, queue: RecordingQueue, store: SQLiteJobStore
+    jobs: JobService, queue: RecordingQueue, store: SqlJobStore
 ) -> None:
     job = submit(jobs, webhook_url=" https://example.com/h ")
     assert queue.submitted == [job.id]
@@ -70,7 +70,7 @@ def test_submit_stores_the_job_then_tells_the_queue(
     assert queue.submitted == [job.id]  # rejected uploads never reach the queue
 
 
-def test_get_and_result(jobs: JobService, store: SQLiteJobStore) -> None:
+def test_get_and_result(jobs: JobService, store: SqlJobStore) -> None:
     job = submit(jobs)
     for missing in ("0" * 32, "../../etc/passwd", "nope"):
         with pytest.raises(JobNotFoundError):
@@ -90,7 +90,7 @@ def test_get_and_result(jobs: JobService, store: SQLiteJobStore) -> None:
         jobs.result(failed.id)
 
 
-def test_cancel_or_delete(jobs: JobService, store: SQLiteJobStore, queue: RecordingQueue) -> None:
+def test_cancel_or_delete(jobs: JobService, store: SqlJobStore, queue: RecordingQueue) -> None:
     queued = submit(jobs)
     running = submit(jobs)
     cancelled = jobs.cancel_or_delete(queued.id)

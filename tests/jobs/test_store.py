@@ -1,4 +1,5 @@
-"""SQLiteJobStore on a real database in tmp_path: durability, atomic claims, paging, lifecycle."""
+"""Both job stores (SQLite in tmp_path, a real PostgreSQL) with the same tests: durability, atomic
+claims, leases, paging, lifecycle."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from asrserve.engine.errors import AudioTooLargeError, EmptyAudioError, InvalidOptionError
-from asrserve.jobs.errors import InvalidCursorError, InvalidWebhookUrlError, JobNotFinishedError
-from asrserve.jobs.models import JobState, WebhookState, is_valid_job_id, new_job_id
+from asrserve.jobmodel.errors import InvalidCursorError, InvalidWebhookUrlError, JobNotFinishedError
+from asrserve.jobmodel.records import JobState, WebhookState, is_valid_job_id, new_job_id
 from asrserve.jobs.sqlite import DB_NAME, STRAY_UPLOAD_GRACE_S, SQLiteJobStore
-from tests.jobs.conftest import AUDIO, make_transcript
+from asrserve.jobs.sqlstore import SqlJobStore
+from tests.jobs.conftest import AUDIO, StoreFactory, make_transcript
 
 OPTIONS = {"language": "en", "response_format": "srt", "prompt": "Zürich, naïve – ok"}
 
@@ -26,14 +28,14 @@ class FakeClock:
         return self.now
 
 
-def create(store: SQLiteJobStore, **kwargs: object) -> str:
+def create(store: SqlJobStore, **kwargs: object) -> str:
     args: dict[str, object] = {"filename": "talk.mp3", "model": "whisper-base", "options": {}}
     args.update(kwargs)
     return store.create(AUDIO, **args).id  # type: ignore[arg-type]
 
 
-def test_created_job_and_upload_are_durable(tmp_path: Path) -> None:
-    first = SQLiteJobStore(tmp_path)
+def test_created_job_and_upload_are_durable(make_store: StoreFactory, tmp_path: Path) -> None:
+    first = make_store()
     job = first.create(
         io.BytesIO(AUDIO),
         filename="../../talk.mp3",
@@ -43,7 +45,7 @@ def test_created_job_and_upload_are_durable(tmp_path: Path) -> None:
     )
     # A second store on the same directory (as after a restart) sees everything at once,
     # without the first being closed: create() committed and fsynced before returning.
-    second = SQLiteJobStore(tmp_path)
+    second = make_store()
     seen = second.get(job.id)
     assert seen == job
     assert seen is not None
@@ -53,13 +55,12 @@ def test_created_job_and_upload_are_durable(tmp_path: Path) -> None:
     assert seen.webhook_url == "https://example.com/hook"
     assert seen.upload_bytes == len(AUDIO)
     assert second.upload_path(job.id).read_bytes() == AUDIO
-    assert second.upload_path(job.id).parent == tmp_path / "uploads"
-    assert (tmp_path / DB_NAME).is_file()
+    assert second.upload_path(job.id).parent == tmp_path / "jobs" / "uploads"
     first.close()
     second.close()
 
 
-def test_create_accepts_paths_and_bytes(store: SQLiteJobStore, tmp_path: Path) -> None:
+def test_create_accepts_paths_and_bytes(store: SqlJobStore, tmp_path: Path) -> None:
     source = tmp_path / "in.wav"
     source.write_bytes(AUDIO * 3)
     from_path = store.create(source, filename="in.wav", model="m", options={})
@@ -68,7 +69,7 @@ def test_create_accepts_paths_and_bytes(store: SQLiteJobStore, tmp_path: Path) -
     assert store.upload_path(from_bytes.id).read_bytes() == b"abc"
 
 
-def test_rejected_uploads_leave_nothing_behind(store: SQLiteJobStore) -> None:
+def test_rejected_uploads_leave_nothing_behind(store: SqlJobStore) -> None:
     with pytest.raises(AudioTooLargeError, match="larger than the 100 bytes allowed"):
         store.create(AUDIO, filename="a", model="m", options={}, max_bytes=100)
     with pytest.raises(EmptyAudioError):
@@ -81,7 +82,7 @@ def test_rejected_uploads_leave_nothing_behind(store: SQLiteJobStore) -> None:
     assert list(store.uploads_dir.iterdir()) == []
 
 
-def test_claim_next_is_atomic_under_concurrency(store: SQLiteJobStore) -> None:
+def test_claim_next_is_atomic_under_concurrency(store: SqlJobStore) -> None:
     ids = {create(store) for _ in range(20)}
     claimed: list[tuple[str, str]] = []
     lock = threading.Lock()
@@ -114,10 +115,10 @@ def test_claim_next_is_atomic_under_concurrency(store: SQLiteJobStore) -> None:
     assert store.queue_depth() == 0
 
 
-def test_claim_next_is_atomic_across_processes_sharing_the_directory(tmp_path: Path) -> None:
-    # One connection per store instance, as separate processes would have: SQLite's own
-    # locking (BEGIN IMMEDIATE) must keep the claims exclusive, not our in-process lock.
-    stores = [SQLiteJobStore(tmp_path) for _ in range(8)]
+def test_claim_next_is_atomic_across_processes_sharing_the_store(make_store: StoreFactory) -> None:
+    # One connection per store instance, as separate processes would have: the database's own
+    # locking (BEGIN IMMEDIATE, SKIP LOCKED) must keep the claims exclusive, not our lock.
+    stores = [make_store() for _ in range(8)]
     ids = {create(stores[0]) for _ in range(20)}
     claimed: list[str] = []
     lock = threading.Lock()
@@ -145,9 +146,9 @@ def test_claim_next_is_atomic_across_processes_sharing_the_directory(tmp_path: P
         s.close()
 
 
-def test_claim_takes_the_oldest_queued_job_first(tmp_path: Path) -> None:
+def test_claim_takes_the_oldest_queued_job_first(make_store: StoreFactory) -> None:
     clock = FakeClock()
-    store = SQLiteJobStore(tmp_path, clock=clock)
+    store = make_store(clock=clock)
     order = []
     for _ in range(3):
         order.append(create(store))
@@ -156,9 +157,9 @@ def test_claim_takes_the_oldest_queued_job_first(tmp_path: Path) -> None:
     assert store.claim_next("w") is None
 
 
-def test_paging_is_stable_and_complete(tmp_path: Path) -> None:
+def test_paging_is_stable_and_complete(make_store: StoreFactory) -> None:
     clock = FakeClock()
-    store = SQLiteJobStore(tmp_path, clock=clock)
+    store = make_store(clock=clock)
     ids = []
     for i in range(25):
         ids.append(create(store))
@@ -192,7 +193,7 @@ def test_paging_is_stable_and_complete(tmp_path: Path) -> None:
     assert pages == 4
 
 
-def test_listing_filters_by_state_and_rejects_bad_cursors(store: SQLiteJobStore) -> None:
+def test_listing_filters_by_state_and_rejects_bad_cursors(store: SqlJobStore) -> None:
     a, b, c = create(store), create(store), create(store)
     store.request_cancel(b)
     assert [j.id for j in store.list(state=JobState.CANCELLED).jobs] == [b]
@@ -204,7 +205,7 @@ def test_listing_filters_by_state_and_rejects_bad_cursors(store: SQLiteJobStore)
         store.list(limit=0)
 
 
-def test_cancel_queued_job_is_immediate(store: SQLiteJobStore) -> None:
+def test_cancel_queued_job_is_immediate(store: SqlJobStore) -> None:
     job_id = create(store)
     job = store.request_cancel(job_id)
     assert job is not None
@@ -216,7 +217,7 @@ def test_cancel_queued_job_is_immediate(store: SQLiteJobStore) -> None:
     assert store.request_cancel(new_job_id()) is None
 
 
-def test_cancel_running_job_is_flagged_until_the_worker_stops(store: SQLiteJobStore) -> None:
+def test_cancel_running_job_is_flagged_until_the_worker_stops(store: SqlJobStore) -> None:
     job_id = create(store)
     store.claim_next("w")
     assert store.update_progress(job_id, 1.0, 10.0, worker_id="w") is False
@@ -234,7 +235,7 @@ def test_cancel_running_job_is_flagged_until_the_worker_stops(store: SQLiteJobSt
     assert not store.is_cancel_requested(job_id)
 
 
-def test_worker_transitions_are_fenced_by_worker_id(store: SQLiteJobStore) -> None:
+def test_worker_transitions_are_fenced_by_worker_id(store: SqlJobStore) -> None:
     job_id = create(store)
     store.claim_next("w1")
     assert store.update_progress(job_id, 1.0, 10.0, worker_id="other") is True
@@ -253,7 +254,7 @@ def test_worker_transitions_are_fenced_by_worker_id(store: SQLiteJobStore) -> No
     assert store.complete(job_id, transcript, worker_id="w1") is None  # finished is final
 
 
-def test_fail_records_code_and_message(store: SQLiteJobStore) -> None:
+def test_fail_records_code_and_message(store: SqlJobStore) -> None:
     job_id = create(store)
     store.claim_next("w")
     job = store.fail(job_id, "audio_decode_error", "The file is not audio.")
@@ -265,7 +266,7 @@ def test_fail_records_code_and_message(store: SQLiteJobStore) -> None:
     )
 
 
-def test_delete_removes_finished_jobs_only(store: SQLiteJobStore) -> None:
+def test_delete_removes_finished_jobs_only(store: SqlJobStore) -> None:
     job_id = create(store)
     with pytest.raises(JobNotFinishedError, match="cancel it first"):
         store.delete(job_id)
@@ -279,9 +280,9 @@ def test_delete_removes_finished_jobs_only(store: SQLiteJobStore) -> None:
     assert store.delete(job_id) is False
 
 
-def test_purge_expired_after_retention(tmp_path: Path) -> None:
+def test_purge_expired_after_retention(make_store: StoreFactory) -> None:
     clock = FakeClock()
-    store = SQLiteJobStore(tmp_path, clock=clock, retention_s=100.0)
+    store = make_store(clock=clock, retention_s=100.0)
     finished = create(store)
     clock.now += 1
     unfinished = create(store)
@@ -299,7 +300,7 @@ def test_purge_expired_after_retention(tmp_path: Path) -> None:
     assert store.upload_path(unfinished).is_file()
 
 
-def test_purge_sweeps_stray_uploads_but_not_live_ones(store: SQLiteJobStore) -> None:
+def test_purge_sweeps_stray_uploads_but_not_live_ones(store: SqlJobStore) -> None:
     live = create(store)
     stray = store.upload_path(new_job_id())
     stray.write_bytes(b"left by a crash between writing the upload and inserting its row")
@@ -317,8 +318,8 @@ def test_purge_sweeps_stray_uploads_but_not_live_ones(store: SQLiteJobStore) -> 
     assert store.upload_path(live).exists()
 
 
-def test_requeue_interrupted_after_a_crash(tmp_path: Path) -> None:
-    crashed = SQLiteJobStore(tmp_path)
+def test_requeue_interrupted_after_a_crash(make_store: StoreFactory) -> None:
+    crashed = make_store()
     job_id = create(crashed)
     cancelled_id = create(crashed)
     assert crashed.claim_next("dead-worker") is not None
@@ -326,7 +327,7 @@ def test_requeue_interrupted_after_a_crash(tmp_path: Path) -> None:
     crashed.update_progress(job_id, 5.0, 50.0)
     crashed.request_cancel(cancelled_id)
     # The process dies here: nothing is closed. A new process opens the directory.
-    store = SQLiteJobStore(tmp_path)
+    store = make_store()
     assert store.requeue_interrupted() == [job_id]
     job = store.get(job_id)
     assert job is not None
@@ -343,7 +344,7 @@ def test_requeue_interrupted_after_a_crash(tmp_path: Path) -> None:
     assert store.requeue_interrupted() == [job_id]
 
 
-def test_release_hands_a_job_back_without_counting_the_attempt(store: SQLiteJobStore) -> None:
+def test_release_hands_a_job_back_without_counting_the_attempt(store: SqlJobStore) -> None:
     job_id = create(store)
     store.claim_next("w")
     assert store.release(job_id, worker_id="w")
@@ -359,9 +360,9 @@ def test_release_hands_a_job_back_without_counting_the_attempt(store: SQLiteJobS
     assert job.state is JobState.CANCELLED
 
 
-def test_poison_job_fails_after_max_attempts(tmp_path: Path) -> None:
+def test_poison_job_fails_after_max_attempts(make_store: StoreFactory) -> None:
     clock = FakeClock()
-    store = SQLiteJobStore(tmp_path, max_attempts=3, clock=clock)
+    store = make_store(max_attempts=3, clock=clock)
     poison = create(store, webhook_url="http://127.0.0.1:9/hook")
     clock.now += 1
     healthy = create(store)
@@ -369,7 +370,7 @@ def test_poison_job_fails_after_max_attempts(tmp_path: Path) -> None:
         job = store.claim_next("w")
         assert job is not None
         assert (job.id, job.attempts) == (poison, attempt)
-        store = SQLiteJobStore(tmp_path, max_attempts=3, clock=clock)  # the process died
+        store = make_store(max_attempts=3, clock=clock)  # the process died
         store.requeue_interrupted()
     # The fourth claim fails the poison job and moves on to the next one.
     job = store.claim_next("w")
@@ -388,7 +389,7 @@ def test_poison_job_fails_after_max_attempts(tmp_path: Path) -> None:
     "bad",
     ["../etc/passwd", "a/b", "", "A" * 32, "0" * 31, "0" * 33, " " + "0" * 32, "0" * 31 + "\n"],
 )
-def test_malformed_ids_never_reach_a_query_or_a_path(store: SQLiteJobStore, bad: str) -> None:
+def test_malformed_ids_never_reach_a_query_or_a_path(store: SqlJobStore, bad: str) -> None:
     assert not is_valid_job_id(bad)
     assert store.get(bad) is None
     assert store.request_cancel(bad) is None
@@ -404,7 +405,7 @@ def test_new_ids_are_valid_and_distinct() -> None:
     assert not is_valid_job_id(None)
 
 
-def test_counts_by_state(store: SQLiteJobStore) -> None:
+def test_counts_by_state(store: SqlJobStore) -> None:
     for _ in range(3):
         create(store)
     cancelled = create(store)
@@ -421,7 +422,106 @@ def test_counts_by_state(store: SQLiteJobStore) -> None:
     assert store.queue_depth() == 2
 
 
-def test_database_uses_wal_with_full_sync(store: SQLiteJobStore) -> None:
+def test_sqlite_uses_wal_with_full_sync(tmp_path: Path) -> None:
+    store = SQLiteJobStore(tmp_path)
+    assert (tmp_path / DB_NAME).is_file()
     with store._read() as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_a_live_lease_keeps_a_job_and_an_expired_one_lets_another_worker_take_it(
+    make_store: StoreFactory,
+) -> None:
+    clock = FakeClock()
+    store = make_store(clock=clock, max_attempts=3)
+    job_id = create(store)
+    first = store.claim(job_id, "w1", lease_s=60)
+    assert first is not None and first.worker_id == "w1" and first.attempts == 1
+    # A redelivered message while w1's lease is live does nothing.
+    assert store.claim(job_id, "w2", lease_s=60) is None
+    clock.now += 50
+    assert store.renew_lease(job_id, "w1", 60)
+    clock.now += 50  # 100 s after the claim, but 50 s after the renewal
+    assert store.claim(job_id, "w2", lease_s=60) is None
+    clock.now += 11  # w1 stopped renewing: its lease ran out
+    second = store.claim(job_id, "w2", lease_s=60)
+    assert second is not None and second.worker_id == "w2" and second.attempts == 2
+    # w1's late heartbeat and result are refused: the job is no longer its own.
+    assert not store.renew_lease(job_id, "w1", 60)
+    assert store.complete(job_id, make_transcript(), worker_id="w1") is None
+    done = store.complete(job_id, make_transcript(), worker_id="w2")
+    assert done is not None and done.state is JobState.SUCCEEDED and done.attempts == 2
+    assert store.claim(job_id, "w3", lease_s=60) is None  # finished: nothing to take
+
+
+def test_reaper_requeues_expired_leases_and_finds_lost_messages(make_store: StoreFactory) -> None:
+    clock = FakeClock()
+    store = make_store(clock=clock)
+    dead, alive, waiting = create(store), create(store), create(store)
+    store.claim(dead, "w1", lease_s=60)
+    store.claim(alive, "w2", lease_s=60)
+    cancelled = create(store)
+    store.claim(cancelled, "w1", lease_s=60)
+    store.request_cancel(cancelled)
+    clock.now += 45
+    store.renew_lease(alive, "w2", 60)
+    assert store.reap_expired() == []
+    clock.now += 30
+    assert store.reap_expired() == [dead]
+    assert store.get(dead).state is JobState.QUEUED  # type: ignore[union-attr]
+    assert store.get(alive).state is JobState.RUNNING  # type: ignore[union-attr]
+    assert store.get(cancelled).state is JobState.CANCELLED  # type: ignore[union-attr]
+    # The reaped job was handed to the queue just now; the one never claimed waited 75 s.
+    assert store.stale_queued(60) == [waiting]
+    assert store.stale_queued(60) == []  # once per period
+    clock.now += 61
+    assert sorted(store.stale_queued(60)) == sorted([dead, waiting])
+
+
+def test_a_job_that_kills_its_workers_fails_after_max_attempts_with_leases(
+    make_store: StoreFactory,
+) -> None:
+    clock = FakeClock()
+    store = make_store(clock=clock, max_attempts=2)
+    job_id = create(store)
+    for worker in ("w1", "w2"):
+        assert store.claim(job_id, worker, lease_s=10) is not None
+        clock.now += 11  # the worker died mid-job
+        assert store.reap_expired() == [job_id]
+    assert store.claim(job_id, "w3", lease_s=10) is None
+    failed = store.get(job_id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.error_code == "job_crashed" and failed.attempts == 2
+    assert "started 2 times" in (failed.error_message or "")
+    assert not store.upload_path(job_id).exists()
+
+
+def test_oldest_queued_at(make_store: StoreFactory) -> None:
+    clock = FakeClock()
+    store = make_store(clock=clock)
+    assert store.oldest_queued_at() is None
+    first = create(store)
+    clock.now += 5
+    create(store)
+    assert store.oldest_queued_at() == 1_000_000.0
+    store.claim(first, "w", lease_s=60)
+    assert store.oldest_queued_at() == 1_000_005.0
+
+
+def test_sqlite_schema_1_is_migrated_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    store = SQLiteJobStore(tmp_path)
+    job_id = create(store)
+    store.close()
+    # Make it look like a database of the previous release.
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("ALTER TABLE jobs DROP COLUMN lease_expires_at")
+    db.execute("ALTER TABLE jobs DROP COLUMN enqueued_at")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    migrated = SQLiteJobStore(tmp_path)
+    assert migrated.claim(job_id, "w", lease_s=60) is not None
+    migrated.close()

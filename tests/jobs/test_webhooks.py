@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from asrserve.jobs.errors import InvalidWebhookUrlError
-from asrserve.jobs.models import Job, JobState, WebhookState
+from asrserve.jobmodel.errors import InvalidWebhookUrlError
+from asrserve.jobmodel.records import Job, JobState, WebhookState
 from asrserve.jobs.runner import JobRunner
-from asrserve.jobs.sqlite import SQLiteJobStore
+from asrserve.jobs.sqlstore import SqlJobStore
 from asrserve.jobs.webhooks import WebhookSender, validate_webhook_url
-from tests.jobs.conftest import AUDIO, make_transcript, wait_until
+from tests.jobs.conftest import AUDIO, StoreFactory, make_transcript, wait_until
 
 
 class Receiver:
@@ -74,7 +74,7 @@ def senders() -> Iterator[list[WebhookSender]]:
         sender.stop(1)
 
 
-def sender_for(store: SQLiteJobStore, senders: list[WebhookSender], **kwargs: Any) -> WebhookSender:
+def sender_for(store: SqlJobStore, senders: list[WebhookSender], **kwargs: Any) -> WebhookSender:
     args: dict[str, Any] = {
         "base_delay_s": 0.2,
         "max_delay_s": 5.0,
@@ -89,7 +89,7 @@ def sender_for(store: SQLiteJobStore, senders: list[WebhookSender], **kwargs: An
     return sender
 
 
-def finished_job(store: SQLiteJobStore, webhook_url: str) -> str:
+def finished_job(store: SqlJobStore, webhook_url: str) -> str:
     job = store.create(
         AUDIO, filename="talk.wav", model="whisper-base", options={}, webhook_url=webhook_url
     )
@@ -98,13 +98,13 @@ def finished_job(store: SQLiteJobStore, webhook_url: str) -> str:
     return job.id
 
 
-def webhook_done(store: SQLiteJobStore, job_id: str) -> Job | None:
+def webhook_done(store: SqlJobStore, job_id: str) -> Job | None:
     job = store.get(job_id)
     return job if job is not None and job.webhook_state is not WebhookState.PENDING else None
 
 
 def test_5xx_is_retried_with_growing_delays_then_delivered(
-    store: SQLiteJobStore, senders: list[WebhookSender]
+    store: SqlJobStore, senders: list[WebhookSender]
 ) -> None:
     receiver = Receiver([500, 500])
     try:
@@ -141,7 +141,7 @@ def test_5xx_is_retried_with_growing_delays_then_delivered(
         assert request["headers"]["Content-Type"] == "application/json"
 
 
-def test_4xx_is_not_retried(store: SQLiteJobStore, senders: list[WebhookSender]) -> None:
+def test_4xx_is_not_retried(store: SqlJobStore, senders: list[WebhookSender]) -> None:
     receiver = Receiver([400])
     try:
         job_id = finished_job(store, receiver.url)
@@ -158,7 +158,7 @@ def test_4xx_is_not_retried(store: SQLiteJobStore, senders: list[WebhookSender])
     assert len(receiver.requests) == 1
 
 
-def test_429_is_retried(store: SQLiteJobStore, senders: list[WebhookSender]) -> None:
+def test_429_is_retried(store: SqlJobStore, senders: list[WebhookSender]) -> None:
     receiver = Receiver([429])
     try:
         job_id = finished_job(store, receiver.url)
@@ -173,7 +173,7 @@ def test_429_is_retried(store: SQLiteJobStore, senders: list[WebhookSender]) -> 
 
 
 def test_unreachable_receiver_is_retried_then_given_up(
-    store: SQLiteJobStore, senders: list[WebhookSender]
+    store: SqlJobStore, senders: list[WebhookSender]
 ) -> None:
     with socket.socket() as probe:  # a port nobody listens on once the probe is closed
         probe.bind(("127.0.0.1", 0))
@@ -193,11 +193,11 @@ def test_unreachable_receiver_is_retried_then_given_up(
 
 
 def test_delivery_pending_at_a_crash_is_resumed(
-    tmp_path: Path, senders: list[WebhookSender]
+    make_store: StoreFactory, senders: list[WebhookSender]
 ) -> None:
     receiver = Receiver([])
     try:
-        crashed = SQLiteJobStore(tmp_path)
+        crashed = make_store()
         never_tried = finished_job(crashed, receiver.url)
         in_flight = finished_job(crashed, receiver.url)
         # A sender claimed both and died before sending: one lease is short, as if it had
@@ -206,7 +206,7 @@ def test_delivery_pending_at_a_crash_is_resumed(
         assert [j.id for j in claimed] == [never_tried]
         assert [j.id for j in crashed.claim_webhooks(time.time(), 1, lease_s=0.5)] == [in_flight]
 
-        store = SQLiteJobStore(tmp_path)
+        store = make_store()
         began = time.monotonic()
         sender_for(store, senders)
         wait_until(lambda: webhook_done(store, never_tried), timeout_s=5)
@@ -222,7 +222,7 @@ def test_delivery_pending_at_a_crash_is_resumed(
 
 
 def test_runner_notifies_success_failure_and_cancellation(
-    store: SQLiteJobStore, senders: list[WebhookSender]
+    store: SqlJobStore, senders: list[WebhookSender]
 ) -> None:
     receiver = Receiver([])
     sender = WebhookSender(store, base_delay_s=0.05, poll_interval_s=30.0)
@@ -259,7 +259,7 @@ def test_runner_notifies_success_failure_and_cancellation(
     assert store.get(ok.id).state is JobState.SUCCEEDED  # type: ignore[union-attr]
 
 
-def test_jobs_without_a_webhook_queue_no_delivery(store: SQLiteJobStore) -> None:
+def test_jobs_without_a_webhook_queue_no_delivery(store: SqlJobStore) -> None:
     job = store.create(AUDIO, filename="a", model="m", options={})
     store.claim_next("w")
     store.complete(job.id, make_transcript())

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, WebSocket
 from starlette.requests import HTTPConnection
 
 from asrserve.api.admission import Admission
@@ -20,8 +21,40 @@ from asrserve.api.forms import (
 from asrserve.api.options import ServerOptions
 from asrserve.api.service import TranscriptionService
 from asrserve.engine.registry import ModelRegistry
-from asrserve.jobs import JobQueue, JobService
+from asrserve.engine.types import Transcript
+from asrserve.jobmodel import Job, JobPage, JobState
 from asrserve.observability.metrics import Metrics
+
+
+class JobsBackend(Protocol):
+    """What the job routes call; `asrserve.jobs.JobService` is the one the runtime gives.
+    Every method blocks: call it from a worker thread."""
+
+    def submit(
+        self,
+        upload: Any,
+        *,
+        filename: str,
+        model: str,
+        options: Mapping[str, Any],
+        webhook_url: str | None = None,
+    ) -> Job: ...
+
+    def get(self, job_id: str) -> Job: ...
+
+    def result(self, job_id: str) -> Transcript: ...
+
+    def cancel_or_delete(self, job_id: str) -> Job | None: ...
+
+    def list(
+        self, *, limit: int = 20, cursor: str | None = None, state: JobState | str | None = None
+    ) -> JobPage: ...
+
+
+class StreamHandler(Protocol):
+    """The FunASR WebSocket protocol (`asrserve.ws.StreamServer`), served on the HTTP port."""
+
+    async def handle(self, websocket: WebSocket) -> None: ...
 
 
 @dataclass(slots=True)
@@ -34,8 +67,8 @@ class Services:
     admission: Admission
     transcription: TranscriptionService
     api_keys: ApiKeys
-    jobs: JobService
-    runner: JobQueue
+    jobs: JobsBackend
+    streams: StreamHandler
 
 
 def get_services(request: Request) -> Services:

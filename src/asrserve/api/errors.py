@@ -25,12 +25,13 @@ from asrserve.engine.errors import (
     ModelNotFoundError,
     UnsupportedLanguageError,
 )
-from asrserve.jobs.errors import (
+from asrserve.jobmodel.errors import (
     InvalidCursorError,
     InvalidWebhookUrlError,
     JobNotFinishedError,
     JobNotFoundError,
     JobResultUnavailableError,
+    JobStoreUnavailableError,
 )
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (JobResultUnavailableError, 409),
     (InvalidWebhookUrlError, 400),
     (InvalidCursorError, 400),
+    (JobStoreUnavailableError, 503),
     (AsrError, 400),
 )
 
@@ -120,7 +122,9 @@ def error_response(exc: Exception) -> JSONResponse:
         )
     status = status_for(exc)
     code = getattr(exc, "code", "internal_error")
-    return JSONResponse(error_body(status, str(exc), code), status_code=status)
+    # A dependency that is down (the job database, a closing model) comes back by itself.
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return JSONResponse(error_body(status, str(exc), code), status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:

@@ -37,42 +37,12 @@ class TranscriptionRequest:
 
     def as_record(self) -> dict[str, Any]:
         """The request's options as plain JSON (stored with a job, replayed by the worker)."""
-        decode = self.options.decode
         return {
-            "language": decode.language,
-            "languages": (
-                None
-                if self.options.expected_languages is None
-                else list(self.options.expected_languages)
-            ),
-            "task": decode.task,
-            "prompt": decode.initial_prompt,
-            "hotwords": list(decode.hotwords),
-            "temperatures": list(decode.temperatures),
-            "beam_size": decode.beam_size,
-            "vad_filter": self.options.vad_filter,
+            **self.options.to_record(),
             "response_format": self.response_format.value,
             "include_words": self.include_words,
             "include_segments": self.include_segments,
         }
-
-
-def options_from_record(record: dict[str, Any]) -> TranscribeOptions:
-    """The inverse of `TranscriptionRequest.as_record` for what decoding needs."""
-    decode = DecodeOptions(
-        language=record.get("language"),
-        task=record.get("task", "transcribe"),
-        initial_prompt=record.get("prompt"),
-        hotwords=tuple(record.get("hotwords", ())),
-        temperatures=tuple(record.get("temperatures", DEFAULT_TEMPERATURES)),
-        beam_size=int(record.get("beam_size", 5)),
-    )
-    expected = record.get("languages")
-    return TranscribeOptions(
-        decode=decode,
-        vad_filter=bool(record.get("vad_filter", True)),
-        expected_languages=None if expected is None else tuple(expected),
-    )
 
 
 def _bad(message: str, param: str) -> ApiError:

@@ -28,10 +28,6 @@ class ServerOptions:
     at once cost little more than one; each holds its decoded audio until it is answered."""
     max_waiting_requests: int = 16
     request_timeout_s: float = 600.0
-    data_dir: Path = field(default_factory=lambda: Path.home() / ".local" / "share" / "asrserve")
-    job_workers: int = 1
-    job_retention_s: float = 7 * 24 * 3600.0
-    webhook_max_attempts: int = 5
     shutdown_grace_s: float = 30.0
     partial_model: str = "whisper-tiny.en"
     """Cheap model for live partials on the WebSocket (a Whisper name, or pocketsphinx-en)."""

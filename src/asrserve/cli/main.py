@@ -1,4 +1,4 @@
-"""Entry point: `asrserve transcribe | models`; nothing runs at import time."""
+"""Entry point: `asrserve transcribe | serve | worker | stream | models`; nothing runs at import."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from asrserve.cli import models as models_cmd
 from asrserve.cli import serve as serve_cmd
 from asrserve.cli import stream as stream_cmd
 from asrserve.cli import transcribe as transcribe_cmd
+from asrserve.cli import worker as worker_cmd
 
 app = typer.Typer(
     name="asrserve",
@@ -20,6 +21,7 @@ app = typer.Typer(
 app.command("transcribe", no_args_is_help=True)(transcribe_cmd.transcribe)
 app.command("serve")(serve_cmd.serve)
 app.command("stream", no_args_is_help=True)(stream_cmd.stream)
+app.command("worker")(worker_cmd.worker)
 app.add_typer(models_cmd.app, name="models")
 
 

@@ -15,9 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 import typer
-import uvicorn
 
-from asrserve.api.app import create_app
 from asrserve.cli.tls import ensure_self_signed
 from asrserve.config import Settings, load_settings
 from asrserve.observability.logging import configure_logging
@@ -37,13 +35,22 @@ def serve(
     config: Path | None = typer.Option(None, help="A TOML settings file."),
 ) -> None:
     """Serve the OpenAI-compatible API, jobs, the FunASR WebSocket, health and metrics."""
+    # Imported here, so that `asrserve worker` (same entry point) never loads the web stack.
+    import uvicorn
+
+    from asrserve.runtime.server import create_app
+
     settings = load_settings(
         config, host=host, port=port, stream_port=stream_port, model=model, device=device,
         tls_self_signed=tls_self_signed,
     )  # fmt: skip
     configure_logging(settings.log_level, settings.log_format)
     certfile, keyfile = _tls_files(settings)
-    app = create_app(settings.server_options())
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        typer.echo(f"asrserve serve: {exc}", err=True)
+        raise typer.Exit(2) from None
     uv_config = uvicorn.Config(
         app,
         host=settings.host,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from asrserve.engine.errors import InvalidOptionError
 
@@ -168,6 +169,41 @@ class TranscribeOptions:
     expected_languages: tuple[str, ...] | None = None
     """Languages the audio may be in, detection choosing among them only; None: the
     pipeline's `LanguageOptions.expected`."""
+
+    def to_record(self) -> dict[str, Any]:
+        """What a client can set, as plain JSON (stored with a job, replayed by a worker)."""
+        decode = self.decode
+        return {
+            "language": decode.language,
+            "languages": (
+                None if self.expected_languages is None else list(self.expected_languages)
+            ),
+            "task": decode.task,
+            "prompt": decode.initial_prompt,
+            "hotwords": list(decode.hotwords),
+            "temperatures": list(decode.temperatures),
+            "beam_size": decode.beam_size,
+            "vad_filter": self.vad_filter,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> TranscribeOptions:
+        """The inverse of `to_record`; keys it does not know are ignored."""
+        defaults = DecodeOptions()
+        decode = DecodeOptions(
+            language=record.get("language"),
+            task=record.get("task", defaults.task),
+            initial_prompt=record.get("prompt"),
+            hotwords=tuple(record.get("hotwords", ())),
+            temperatures=tuple(record.get("temperatures", defaults.temperatures)),
+            beam_size=int(record.get("beam_size", defaults.beam_size)),
+        )
+        expected = record.get("languages")
+        return cls(
+            decode=decode,
+            vad_filter=bool(record.get("vad_filter", True)),
+            expected_languages=None if expected is None else tuple(expected),
+        )
 
 
 def parse_hotwords(

@@ -12,7 +12,7 @@ the store, the runner (with the `transcribe` callable) and the service from plai
 
 from __future__ import annotations
 
-from asrserve.jobs.errors import (
+from asrserve.jobmodel.errors import (
     InvalidCursorError,
     InvalidWebhookUrlError,
     JobError,
@@ -20,7 +20,7 @@ from asrserve.jobs.errors import (
     JobNotFoundError,
     JobResultUnavailableError,
 )
-from asrserve.jobs.models import Job, JobPage, JobState, WebhookState, is_valid_job_id
+from asrserve.jobmodel.records import Job, JobPage, JobState, WebhookState, is_valid_job_id
 from asrserve.jobs.runner import (
     JobCancelled,
     JobInterrupted,

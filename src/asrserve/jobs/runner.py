@@ -41,7 +41,7 @@ from asrserve.engine.options import TranscribeOptions
 from asrserve.engine.pipeline import ProgressCallback
 from asrserve.engine.registry import ModelRegistry
 from asrserve.engine.types import Transcript
-from asrserve.jobs.models import Job
+from asrserve.jobmodel.records import Job
 from asrserve.jobs.store import JobStore
 from asrserve.jobs.webhooks import WebhookSender
 

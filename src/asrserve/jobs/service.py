@@ -22,14 +22,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from asrserve.engine.types import Transcript
-from asrserve.jobs.errors import (
+from asrserve.jobmodel.errors import (
     JobNotFinishedError,
     JobNotFoundError,
     JobResultUnavailableError,
 )
-from asrserve.jobs.models import Job, JobPage, JobState, is_valid_job_id
+from asrserve.jobmodel.records import Job, JobPage, JobState, is_valid_job_id
 from asrserve.jobs.runner import JobQueue
 from asrserve.jobs.store import JobStore, Upload
+from asrserve.jobs.webhooks import check_webhook_destination, validate_webhook_url
 
 
 class JobService:
@@ -45,10 +46,12 @@ class JobService:
         queue: JobQueue | None = None,
         *,
         max_upload_bytes: int | None = None,
+        webhook_allow_private: bool = False,
     ) -> None:
         self.store = store
         self.queue = queue
         self.max_upload_bytes = max_upload_bytes
+        self.webhook_allow_private = webhook_allow_private
 
     def submit(
         self,
@@ -62,7 +65,12 @@ class JobService:
         """Store the upload and a queued job durably, then tell the queue. The caller has
         validated `model` and `options` (they are stored as given and read back by the
         `transcribe` the entry point gave the runner). Raises AudioTooLargeError,
-        EmptyAudioError, InvalidWebhookUrlError."""
+        EmptyAudioError, InvalidWebhookUrlError (also for a host that is not public, unless
+        `webhook_allow_private`)."""
+        if webhook_url is not None:
+            webhook_url = validate_webhook_url(webhook_url)
+            if not self.webhook_allow_private:
+                check_webhook_destination(webhook_url)
         job = self.store.create(
             upload,
             filename=filename,

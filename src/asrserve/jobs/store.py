@@ -1,4 +1,4 @@
-"""What a job store must do, whatever keeps the jobs (SQLite on disk here, Redis later).
+"""What a job store must do, whatever keeps the jobs (SQLite embedded, PostgreSQL shared).
 
 The routes, the runner and the webhook sender use only this protocol, so another store plugs in
 without touching them. Every method is safe to call from any thread.
@@ -24,8 +24,8 @@ from typing import Any, BinaryIO, Protocol
 
 from asrserve.engine.errors import InvalidOptionError
 from asrserve.engine.types import Transcript
-from asrserve.jobs.errors import InvalidCursorError
-from asrserve.jobs.models import Job, JobPage, JobState, is_valid_job_id
+from asrserve.jobmodel.errors import InvalidCursorError
+from asrserve.jobmodel.records import Job, JobPage, JobState, is_valid_job_id
 
 Upload = BinaryIO | Path | bytes
 """An upload: an open binary file (read to its end), a path to copy, or the bytes."""
@@ -74,7 +74,11 @@ class JobStore(Protocol):
         ...
 
     def queue_depth(self) -> int:
-        """Jobs waiting for a worker (what an autoscaler scales on)."""
+        """Jobs waiting for a worker."""
+        ...
+
+    def oldest_queued_at(self) -> float | None:
+        """When the job that has waited longest was created; None when none waits."""
         ...
 
     # --- used by workers ----------------------------------------------------------------------
@@ -83,10 +87,29 @@ class JobStore(Protocol):
         """Where the job's upload is on this machine. Raises ValueError for a malformed id."""
         ...
 
-    def claim_next(self, worker_id: str) -> Job | None:
+    def claim_next(self, worker_id: str, *, lease_s: float | None = None) -> Job | None:
         """Atomically move the oldest queued job to running for `worker_id` and count the
-        attempt. A job already started `max_attempts` times (each start ended by a crash) is
-        failed instead of started, so a poison upload cannot crash workers forever."""
+        attempt (leased for `lease_s`, when given). A job already started `max_attempts` times
+        (each start ended by a crash) is failed instead of started, so a poison upload cannot
+        crash workers forever."""
+        ...
+
+    def claim(self, job_id: str, worker_id: str, *, lease_s: float) -> Job | None:
+        """Take this job (a queued one, or a running one whose lease ran out) for `worker_id`,
+        leased for `lease_s`. None when it is finished, unknown or held by a live lease."""
+        ...
+
+    def renew_lease(self, job_id: str, worker_id: str, lease_s: float) -> bool:
+        """Heartbeat: extend the lease; False when `worker_id` no longer holds the job."""
+        ...
+
+    def reap_expired(self) -> list[str]:
+        """Queue again the running jobs whose lease ran out; returns their ids."""
+        ...
+
+    def stale_queued(self, older_than_s: float) -> list[str]:
+        """Queued jobs handed to the queue longer ago than `older_than_s` (their message may
+        be lost); each is returned once per period, for the reaper to send again."""
         ...
 
     def update_progress(

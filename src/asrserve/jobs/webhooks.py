@@ -7,6 +7,15 @@ the final outcome are visible on the job, and a delivery pending at a crash is r
 the restart. Delivery is at least once: receivers should treat the `X-Asrserve-Delivery`
 header (job id and state) as an idempotency key.
 
+Destinations. Workers on other hosts POST to URLs clients chose, so a URL that resolves to
+loopback, link-local, private or other non-public addresses is refused (`webhook_allow_private`
+lifts this), at submit and again at delivery: the connection is made only to an address checked
+at connect time, so a DNS answer that changed since submit (rebinding) cannot reach inside.
+
+Signature. With a secret, every delivery carries
+`X-Asrserve-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`; receivers
+recompute it over the raw body, compare in constant time and reject old timestamps (replays).
+
 The body names the job and its outcome but carries no result; the client fetches the result
 with `GET /v1/jobs/{id}?format=...`::
 
@@ -17,19 +26,26 @@ with `GET /v1/jobs/{id}?format=...`::
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
+import json
 import logging
 import random
+import socket
 import threading
 import time
+import typing
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
-from asrserve.jobs.errors import InvalidWebhookUrlError
-from asrserve.jobs.models import Job
+from asrserve.jobmodel.errors import InvalidWebhookUrlError
+from asrserve.jobmodel.records import Job
 from asrserve.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +53,7 @@ log = logging.getLogger(__name__)
 MAX_URL_LENGTH = 2048
 _MAX_ERROR_LENGTH = 500
 USER_AGENT = "asrserve-webhooks/1"
+SIGNATURE_HEADER = "X-Asrserve-Signature"
 
 
 def validate_webhook_url(url: str) -> str:
@@ -66,6 +83,82 @@ def validate_webhook_url(url: str) -> str:
     if not parts.hostname:
         raise InvalidWebhookUrlError("The webhook URL has no host name; give an absolute URL.")
     return text
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def resolve_public(host: str, port: int) -> list[str]:
+    """The addresses of `host`, all of them public; raises InvalidWebhookUrlError when it does
+    not resolve or any address is loopback, link-local, private or otherwise not public (one
+    bad address is enough: a resolver may hand out either)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InvalidWebhookUrlError(
+            f"The webhook host {host!r} does not resolve ({exc})."
+        ) from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    blocked = [a for a in addresses if not _public(a)]
+    if blocked or not addresses:
+        raise InvalidWebhookUrlError(
+            f"The webhook host {host!r} resolves to a non-public address ({', '.join(blocked)}); "
+            "webhooks go to public addresses only, unless the server sets "
+            "ASRSERVE_WEBHOOK_ALLOW_PRIVATE=true."
+        )
+    return addresses
+
+
+def check_webhook_destination(url: str) -> None:
+    """Refuse a URL whose host is not public (see `resolve_public`)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    resolve_public(parts.hostname or "", port)
+
+
+class _PublicOnlyBackend(httpcore.SyncBackend):
+    """Connects only to public addresses, resolved and checked at connect time."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            address = resolve_public(host, port)[0]
+        except InvalidWebhookUrlError as exc:
+            raise httpcore.ConnectError(str(exc)) from None
+        # TLS still verifies the certificate against the URL's host name, not this address.
+        return super().connect_tcp(address, port, timeout, local_address, socket_options)
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The `X-Asrserve-Signature` value for one delivery."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def verify_signature(
+    secret: str, header: str, body: bytes, *, now: float | None = None, tolerance_s: float = 300
+) -> bool:
+    """What a receiver does (in Python): the signature matches and is recent."""
+    try:
+        fields = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(fields["t"])
+    except (KeyError, ValueError):
+        return False
+    now = time.time() if now is None else now
+    if abs(now - timestamp) > tolerance_s:
+        return False
+    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, fields.get("v1", ""))
 
 
 def webhook_event(job: Job) -> str:
@@ -114,6 +207,8 @@ class WebhookSender:
         poll_interval_s: float = 1.0,
         concurrency: int = 4,
         client_factory: Callable[[], httpx.Client] | None = None,
+        secret: str | None = None,
+        allow_private: bool = False,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -129,6 +224,8 @@ class WebhookSender:
         # Long enough for one attempt to end by its own timeouts before anyone retries it.
         self.lease_s = max(60.0, 3 * timeout_s)
         self._client_factory = client_factory or self._default_client
+        self.secret = secret
+        self.allow_private = allow_private
         self._rng = rng or random.Random()
         self._clock = clock
         self._wake = threading.Event()
@@ -137,8 +234,16 @@ class WebhookSender:
         self._pool: ThreadPoolExecutor | None = None
 
     def _default_client(self) -> httpx.Client:
+        transport = httpx.HTTPTransport(trust_env=False)
+        if not self.allow_private:
+            # httpx has no resolver hook; its connection pool's backend is where connects go.
+            transport._pool._network_backend = _PublicOnlyBackend()
         return httpx.Client(
-            timeout=self.timeout_s, follow_redirects=False, headers={"User-Agent": USER_AGENT}
+            transport=transport,
+            timeout=self.timeout_s,
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+            trust_env=False,
         )
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -216,13 +321,22 @@ class WebhookSender:
     def _post(self, job: Job) -> tuple[bool, str | None]:
         """(retryable, error) for one POST; error None means delivered."""
         assert job.webhook_url is not None
+        if not self.allow_private:
+            try:
+                check_webhook_destination(job.webhook_url)
+            except InvalidWebhookUrlError as exc:
+                return False, str(exc)  # final: where a host points is not ours to retry
+        body = json.dumps(webhook_payload(job), separators=(",", ":")).encode()
         headers = {
+            "Content-Type": "application/json",
             "X-Asrserve-Event": webhook_event(job),
             "X-Asrserve-Delivery": f"{job.id}.{job.state.value}",
         }
+        if self.secret:
+            headers[SIGNATURE_HEADER] = sign(self.secret, int(self._clock()), body)
         try:
             with self._client_factory() as client:
-                response = client.post(job.webhook_url, json=webhook_payload(job), headers=headers)
+                response = client.post(job.webhook_url, content=body, headers=headers)
         except httpx.TransportError as exc:  # connection refused, DNS, timeouts, broken pipes
             return True, (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         except Exception as exc:

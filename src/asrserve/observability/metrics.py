@@ -6,6 +6,8 @@ never collide; the process collector adds memory and CPU of the process.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Mapping
 
 from prometheus_client import (
@@ -20,6 +22,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+log = logging.getLogger(__name__)
+
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5)
 
@@ -30,6 +34,8 @@ class _CallbackGauges(Collector):
     def __init__(self) -> None:
         self.queue_depth: Callable[[], Mapping[str, int]] = dict
         self.jobs_by_state: Callable[[], Mapping[str, int]] = dict
+        self.oldest_job_queued_at: Callable[[], float | None] = lambda: None
+        self.worker_jobs: Callable[[], tuple[int, int] | None] = lambda: None
 
     def collect(self):  # type: ignore[no-untyped-def]  # prometheus' own signature
         depth = GaugeMetricFamily(
@@ -38,10 +44,38 @@ class _CallbackGauges(Collector):
         for model, value in self.queue_depth().items():
             depth.add_metric([model], value)
         yield depth
-        jobs = GaugeMetricFamily("asrserve_jobs", "Jobs in the store by state.", labels=["state"])
-        for state, value in self.jobs_by_state().items():
-            jobs.add_metric([state], value)
-        yield jobs
+        # From the store: in-flight jobs count, not only the broker's waiting messages. A store
+        # that is down leaves these out of the scrape instead of failing it.
+        jobs = GaugeMetricFamily(
+            "asrserve_jobs", "Jobs in the shared store by state.", labels=["state"]
+        )
+        oldest = GaugeMetricFamily(
+            "asrserve_jobs_oldest_queued_seconds",
+            "Age of the job that has waited longest for a worker (0: none waits).",
+        )
+        try:
+            for state, value in self.jobs_by_state().items():
+                jobs.add_metric([state], value)
+            queued_at = self.oldest_job_queued_at()
+            oldest.add_metric([], max(0.0, time.time() - queued_at) if queued_at else 0.0)
+        except Exception:
+            log.warning("job metrics unavailable", exc_info=True)
+        else:
+            yield jobs
+            yield oldest
+        worker = self.worker_jobs()
+        if worker is not None:
+            busy, capacity = worker
+            running = GaugeMetricFamily(
+                "asrserve_worker_jobs_running", "Jobs this worker process is running."
+            )
+            running.add_metric([], busy)
+            yield running
+            slots = GaugeMetricFamily(
+                "asrserve_worker_job_slots", "Jobs this worker process can run at once."
+            )
+            slots.add_metric([], capacity)
+            yield slots
 
 
 class Metrics:
@@ -132,11 +166,18 @@ class Metrics:
         *,
         queue_depth: Callable[[], Mapping[str, int]] | None = None,
         jobs_by_state: Callable[[], Mapping[str, int]] | None = None,
+        oldest_job_queued_at: Callable[[], float | None] | None = None,
+        worker_jobs: Callable[[], tuple[int, int]] | None = None,
     ) -> None:
+        """Read these at scrape time. `worker_jobs`: (running, slots) of a worker process."""
         if queue_depth is not None:
             self._gauges.queue_depth = queue_depth
         if jobs_by_state is not None:
             self._gauges.jobs_by_state = jobs_by_state
+        if oldest_job_queued_at is not None:
+            self._gauges.oldest_job_queued_at = oldest_job_queued_at
+        if worker_jobs is not None:
+            self._gauges.worker_jobs = worker_jobs
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

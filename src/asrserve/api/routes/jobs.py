@@ -13,7 +13,7 @@ from asrserve.api.errors import ApiError
 from asrserve.api.forms import transcript_response
 from asrserve.engine.errors import AsrError
 from asrserve.engine.formats import parse_format
-from asrserve.jobs import Job, JobState, is_valid_job_id
+from asrserve.jobmodel import Job, JobState, is_valid_job_id
 
 router = APIRouter(prefix="/v1/jobs", tags=["Jobs"])
 

@@ -2,8 +2,8 @@
 
 They extend the engine's `AsrError`, so the HTTP layer maps them through its one error table by
 `code`: job_not_found -> 404; job_not_finished, job_result_unavailable -> 409;
-invalid_webhook_url, invalid_cursor -> 400. Upload limits reuse the engine's
-`AudioTooLargeError` and `EmptyAudioError`.
+invalid_webhook_url, invalid_cursor -> 400; job_store_unavailable -> 503. Upload limits reuse
+the engine's `AudioTooLargeError` and `EmptyAudioError`.
 """
 
 from __future__ import annotations
@@ -39,3 +39,10 @@ class InvalidWebhookUrlError(JobError, ValueError):
 
 class InvalidCursorError(JobError, ValueError):
     code = "invalid_cursor"
+
+
+class JobStoreUnavailableError(JobError):
+    """The job database cannot be reached (down, restarting, or out of connections): the API
+    answers 503 with this sentence, and the request can be retried once it is back."""
+
+    code = "job_store_unavailable"

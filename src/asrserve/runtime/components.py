@@ -1,0 +1,81 @@
+"""Building blocks shared by the entry points: models, the job store and the job queue."""
+
+from __future__ import annotations
+
+import logging
+
+from asrserve.config import Settings
+from asrserve.engine.options import TranscribeOptions
+from asrserve.engine.registry import ModelRegistry
+from asrserve.jobs import (
+    JobQueue,
+    JobRunner,
+    JobStore,
+    SQLiteJobStore,
+    WebhookSender,
+    registry_transcriber,
+)
+from asrserve.jobs.options import SQLITE_STORE, JobOptions
+from asrserve.observability.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def build_registry(settings: Settings, metrics: Metrics) -> ModelRegistry:
+    return ModelRegistry(
+        cache_dir=settings.model_dir,
+        engine_settings=settings.engine_settings(),
+        batching=settings.batching(),
+        limits=settings.limits(),
+        languages=settings.language_options(),
+        on_batch=lambda model, stats: metrics.track_batch(
+            model, stats.items, stats.windows, stats.redecoded
+        ),
+        on_load=metrics.track_model_load,
+    )
+
+
+def build_job_store(options: JobOptions) -> JobStore:
+    """SQLite under `data_dir`, or the PostgreSQL database of `options.store`."""
+    if options.store == SQLITE_STORE:
+        return SQLiteJobStore(
+            options.data_dir,
+            upload_dir=options.upload_dir,
+            retention_s=options.retention_s,
+            max_attempts=options.max_attempts,
+        )
+    from asrserve.jobs.postgres import PostgresJobStore  # psycopg only where it is used
+
+    return PostgresJobStore(
+        options.store,
+        upload_dir=options.uploads,
+        retention_s=options.retention_s,
+        max_attempts=options.max_attempts,
+    )
+
+
+def webhook_sender(store: JobStore, options: JobOptions) -> WebhookSender:
+    return WebhookSender(
+        store,
+        max_attempts=options.webhook_max_attempts,
+        secret=options.webhook_secret,
+        allow_private=options.webhook_allow_private,
+    )
+
+
+def build_job_queue(
+    options: JobOptions, store: JobStore, registry: ModelRegistry, metrics: Metrics
+) -> JobQueue:
+    """The server's queue: worker threads in this process (`local`), or Celery on Redis, whose
+    workers are other processes (`asrserve worker`)."""
+    if not options.distributed:
+        return JobRunner(
+            store,
+            registry_transcriber(registry, TranscribeOptions.from_record),
+            workers=options.workers,
+            on_finished=lambda job: metrics.track_job_finished(job.state.value),
+            webhooks=webhook_sender(store, options),
+        )
+    from asrserve.jobs.celery_queue import CeleryJobQueue, make_celery
+
+    return CeleryJobQueue(make_celery(options), options)

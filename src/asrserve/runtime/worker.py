@@ -1,0 +1,102 @@
+"""`asrserve worker`: a Celery worker on the Redis queue that runs jobs from the shared store.
+
+One process loads each model once, before it takes a job, and runs up to `concurrency` jobs in
+threads of that process (Celery's `threads` pool): the threads share the model and its batcher,
+and nothing forks after the model (or CUDA) was loaded. Configuration is the Celery app's
+(`asrserve.jobs.celery_queue`); leases, the reaper and the drain are `JobWorker`'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+
+from celery.signals import worker_shutting_down
+
+from asrserve.config import Settings
+from asrserve.engine.options import TranscribeOptions
+from asrserve.jobs import registry_transcriber
+from asrserve.jobs.celery_queue import TASK_NAME, CeleryJobQueue, make_celery
+from asrserve.jobs.worker import JobWorker
+from asrserve.observability.health_server import HealthServer
+from asrserve.observability.metrics import Metrics
+from asrserve.runtime.components import build_job_store, build_registry, webhook_sender
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(
+    settings: Settings, *, concurrency: int | None = None, queues: list[str] | None = None
+) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit status."""
+    job_options = settings.job_options()
+    if concurrency is not None:
+        job_options = dataclasses.replace(job_options, workers=concurrency)
+    job_options.validate()
+    if not job_options.distributed:
+        raise ValueError(
+            "asrserve worker takes jobs from a Redis queue: set ASRSERVE_JOB_QUEUE to a "
+            "redis:// URL and ASRSERVE_JOB_STORE to a postgresql:// URL (with the local queue, "
+            "`asrserve serve` runs the jobs itself)."
+        )
+    metrics = Metrics()
+    registry = build_registry(settings, metrics)
+    # Loaded here, in the process that runs the jobs, before the first message is taken.
+    registry.release(registry.acquire(settings.model))
+    store = build_job_store(job_options)
+    celery = make_celery(job_options)
+    queue = CeleryJobQueue(celery, job_options)
+    worker = JobWorker(
+        store,
+        registry_transcriber(registry, TranscribeOptions.from_record),
+        job_options,
+        resend=queue.send,
+        webhooks=webhook_sender(store, job_options),
+        on_finished=lambda job: metrics.track_job_finished(job.state.value),
+    )
+    celery.task(name=TASK_NAME, ignore_result=True)(worker.run)
+    metrics.watch(
+        jobs_by_state=lambda: {s.value: n for s, n in store.count_by_state().items()},
+        oldest_job_queued_at=store.oldest_queued_at,
+        worker_jobs=lambda: (worker.busy, worker.capacity),
+        queue_depth=lambda: {m.name: m.batcher.pending for m in registry.loaded()},
+    )
+    health = None
+    if settings.worker_port:
+        health = HealthServer(settings.host, settings.worker_port, metrics, worker.healthy).start()
+
+    def drain(**_: object) -> None:
+        worker.begin_shutdown(settings.shutdown_grace_s)
+
+    worker_shutting_down.connect(drain, weak=False)
+    worker.start()
+    consumer = celery.Worker(
+        hostname=f"asrserve@{socket.gethostname()}",
+        pool="threads",
+        concurrency=job_options.workers,
+        queues=queues or [job_options.queue_name],
+        loglevel=settings.log_level.upper(),
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+        optimization="fair",
+    )
+    log.info(
+        "worker ready",
+        extra={
+            **job_options.describe(),
+            "model": settings.model,
+            "concurrency": job_options.workers,
+            "health_port": health.port if health else None,
+        },
+    )
+    try:
+        consumer.start()
+    finally:
+        worker.stop()
+        store.close()
+        if health is not None:
+            health.stop()
+        log.info("worker stopped")
+    return int(consumer.exitcode or 0)
