@@ -37,6 +37,7 @@ lint: $(STAMP)
 
 test: $(STAMP) test-data models lint
 	scripts/install_browser.sh
+	scripts/install_services.sh
 	$(BIN)/pytest
 
 format: $(STAMP)

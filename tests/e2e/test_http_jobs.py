@@ -1,13 +1,14 @@
-"""Async jobs through a real server: durability across kill -9, webhooks, cancel, paging."""
+"""Async jobs through a real server: durability across kill -9, webhooks, cancel, paging.
+
+The tests that take the `server` fixture run twice: on the embedded setup (SQLite, worker
+threads in the server) and scaled out (PostgreSQL, Redis, an `asrserve worker` process), with
+the same requests and the same expectations."""
 
 from __future__ import annotations
 
-import json
 import signal
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,30 @@ import srt
 from asrserve.engine.audio import decode
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.wer import word_errors
+from tests.e2e.cluster import Cluster
 from tests.e2e.server import ServerProcess, restart, start_server
 from tests.support.media import encode
+from tests.support.services import PostgresServer
+from tests.support.webhooks import Receiver
+
+
+@pytest.fixture(scope="module", params=["embedded", "postgres+celery"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("jobs-server")
+    # The webhook receiver of these tests is on loopback.
+    if request.param == "embedded":
+        proc = start_server(tmp, webhook_allow_private="true")
+        yield proc
+        proc.stop()
+        return
+    postgres: PostgresServer = request.getfixturevalue("postgres_server")
+    cluster = Cluster.start(
+        tmp, postgres.create_database("http_jobs"), apis=1, workers=1, webhook_allow_private="true"
+    )
+    yield cluster.apis[0]
+    cluster.stop()
 
 
 def submit(server: ServerProcess, path: Path, **fields: str) -> dict[str, Any]:
@@ -140,36 +163,9 @@ def test_sigterm_hands_a_running_job_back_and_a_restart_finishes_it(
         server.stop()
 
 
-class Receiver:
-    """A local webhook endpoint that fails the first `failures` deliveries with 500."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.deliveries: list[tuple[float, dict[str, Any]]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                receiver.deliveries.append((time.monotonic(), body))
-                failing = len(receiver.deliveries) <= receiver.failures
-                self.send_response(500 if failing else 204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver(failures=2)
+    r = Receiver([500, 500])
     yield r
     r.close()
 
@@ -183,10 +179,10 @@ def test_webhook_is_retried_with_backoff_until_delivered(
     while status(server, job["id"]).get("webhook", {}).get("state") != "delivered":
         assert time.monotonic() < deadline, status(server, job["id"])
         time.sleep(0.1)
-    assert len(receiver.deliveries) == 3
-    times = [t for t, _ in receiver.deliveries]
+    assert len(receiver.requests) == 3
+    times = [r["at"] for r in receiver.requests]
     assert times[2] - times[1] > times[1] - times[0] > 0, "the delay grows between attempts"
-    for _, body in receiver.deliveries:
+    for body in (r["json"] for r in receiver.requests):
         assert body["event"] == "job.succeeded"
         assert body["job"]["id"] == job["id"]
     final = status(server, job["id"])["webhook"]

@@ -2,68 +2,33 @@
 
 from __future__ import annotations
 
-import json
 import random
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from asrserve.jobmodel.errors import InvalidWebhookUrlError
 from asrserve.jobmodel.records import Job, JobState, WebhookState
 from asrserve.jobs.runner import JobRunner
+from asrserve.jobs.service import JobService
+from asrserve.jobs.sqlite import SQLiteJobStore
 from asrserve.jobs.sqlstore import SqlJobStore
-from asrserve.jobs.webhooks import WebhookSender, validate_webhook_url
+from asrserve.jobs.webhooks import (
+    SIGNATURE_HEADER,
+    WebhookSender,
+    check_webhook_destination,
+    validate_webhook_url,
+    verify_signature,
+)
 from tests.jobs.conftest import AUDIO, StoreFactory, make_transcript, wait_until
+from tests.support.webhooks import Receiver
 
-
-class Receiver:
-    """An HTTP server answering POSTs with the scripted statuses (then 200), recording each."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = list(statuses)
-        self.requests: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length)
-                receiver.requests.append(
-                    {
-                        "at": time.monotonic(),
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "json": json.loads(body),
-                    }
-                )
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Keep the test output quiet: the test asserts on what it recorded."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/hooks/asr?token=abc"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+HOOK_PATH = "/hooks/asr?token=abc"
 
 
 @pytest.fixture
@@ -81,6 +46,7 @@ def sender_for(store: SqlJobStore, senders: list[WebhookSender], **kwargs: Any) 
         "poll_interval_s": 0.05,
         "timeout_s": 2.0,
         "rng": random.Random(7),
+        "allow_private": True,  # the receivers here are on loopback
     }
     args.update(kwargs)
     sender = WebhookSender(store, **args)
@@ -106,7 +72,7 @@ def webhook_done(store: SqlJobStore, job_id: str) -> Job | None:
 def test_5xx_is_retried_with_growing_delays_then_delivered(
     store: SqlJobStore, senders: list[WebhookSender]
 ) -> None:
-    receiver = Receiver([500, 500])
+    receiver = Receiver([500, 500], path=HOOK_PATH)
     try:
         job_id = finished_job(store, receiver.url)
         sender_for(store, senders)
@@ -124,9 +90,9 @@ def test_5xx_is_retried_with_growing_delays_then_delivered(
     times = [r["at"] for r in receiver.requests]
     first_gap, second_gap = times[1] - times[0], times[2] - times[1]
     # Backoff after attempt n lies in [d/2, d] for d = 0.2 * 2**(n-1): [0.1, 0.2], [0.2, 0.4].
-    assert 0.1 <= first_gap < 0.2 + 0.15, first_gap
-    assert 0.2 <= second_gap < 0.4 + 0.15, second_gap
-    assert second_gap > first_gap
+    # Never early, whatever the load; how late depends on the machine, so it is not asserted.
+    assert first_gap >= 0.1, first_gap
+    assert second_gap >= 0.2, second_gap
 
     for request in receiver.requests:
         assert request["path"] == "/hooks/asr?token=abc"
@@ -137,12 +103,12 @@ def test_5xx_is_retried_with_growing_delays_then_delivered(
         assert body["job"]["filename"] == "talk.wav"
         assert body["job"]["progress_total_s"] == 12.5
         assert "result" not in body["job"]  # clients fetch it; webhooks only notify
-        assert request["headers"]["X-Asrserve-Delivery"] == f"{job_id}.succeeded"
-        assert request["headers"]["Content-Type"] == "application/json"
+        assert request["headers"]["x-asrserve-delivery"] == f"{job_id}.succeeded"
+        assert request["headers"]["content-type"] == "application/json"
 
 
 def test_4xx_is_not_retried(store: SqlJobStore, senders: list[WebhookSender]) -> None:
-    receiver = Receiver([400])
+    receiver = Receiver([400], path=HOOK_PATH)
     try:
         job_id = finished_job(store, receiver.url)
         sender_for(store, senders, base_delay_s=0.05)
@@ -159,7 +125,7 @@ def test_4xx_is_not_retried(store: SqlJobStore, senders: list[WebhookSender]) ->
 
 
 def test_429_is_retried(store: SqlJobStore, senders: list[WebhookSender]) -> None:
-    receiver = Receiver([429])
+    receiver = Receiver([429], path=HOOK_PATH)
     try:
         job_id = finished_job(store, receiver.url)
         sender_for(store, senders, base_delay_s=0.05)
@@ -195,7 +161,7 @@ def test_unreachable_receiver_is_retried_then_given_up(
 def test_delivery_pending_at_a_crash_is_resumed(
     make_store: StoreFactory, senders: list[WebhookSender]
 ) -> None:
-    receiver = Receiver([])
+    receiver = Receiver([], path=HOOK_PATH)
     try:
         crashed = make_store()
         never_tried = finished_job(crashed, receiver.url)
@@ -224,8 +190,8 @@ def test_delivery_pending_at_a_crash_is_resumed(
 def test_runner_notifies_success_failure_and_cancellation(
     store: SqlJobStore, senders: list[WebhookSender]
 ) -> None:
-    receiver = Receiver([])
-    sender = WebhookSender(store, base_delay_s=0.05, poll_interval_s=30.0)
+    receiver = Receiver([], path=HOOK_PATH)
+    sender = WebhookSender(store, base_delay_s=0.05, poll_interval_s=30.0, allow_private=True)
 
     def transcribe(job: Job, path: Path, progress: Any) -> Any:
         if job.options.get("fail"):
@@ -300,3 +266,85 @@ def test_valid_urls_are_returned_trimmed() -> None:
     )
     assert validate_webhook_url("HTTP://10.0.0.1:8080/h") == "HTTP://10.0.0.1:8080/h"
     assert validate_webhook_url("http://[::1]:9000/") == "http://[::1]:9000/"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data",  # cloud metadata
+        "http://[::1]/hook",
+        "http://[fd00::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://0.0.0.0/hook",
+    ],
+)
+def test_webhooks_to_non_public_addresses_are_refused_at_submit(url: str) -> None:
+    with pytest.raises(InvalidWebhookUrlError, match="non-public address"):
+        check_webhook_destination(url)
+
+
+def test_public_addresses_pass_the_destination_check() -> None:
+    check_webhook_destination("https://93.184.215.14/hook")
+    check_webhook_destination("http://[2606:4700::1111]:8080/hook")
+
+
+def test_a_private_destination_is_refused_at_delivery_too(
+    store: SqlJobStore, senders: list[WebhookSender]
+) -> None:
+    # Stored while private hosts were allowed (or before DNS changed): delivery checks again.
+    receiver = Receiver([], path=HOOK_PATH)
+    try:
+        job_id = finished_job(store, receiver.url)
+        sender_for(store, senders, allow_private=False)
+        wait_until(lambda: webhook_done(store, job_id), timeout_s=10)
+    finally:
+        receiver.close()
+    job = store.get(job_id)
+    assert job is not None and job.webhook_state is WebhookState.FAILED
+    assert job.webhook_attempts == 1, "a refused destination is final, not retried"
+    assert "non-public address" in (job.webhook_last_error or "")
+    assert receiver.requests == []
+
+
+def test_the_connection_itself_goes_only_to_public_addresses() -> None:
+    # What stops DNS rebinding: even past the pre-check, the transport refuses to connect.
+    sender = WebhookSender(SQLiteJobStore.__new__(SQLiteJobStore))
+    with sender._default_client() as client, pytest.raises(httpx.ConnectError, match="non-public"):
+        client.post("http://127.0.0.1:9/hook", content=b"{}")
+
+
+def test_deliveries_are_signed_when_a_secret_is_set(
+    store: SqlJobStore, senders: list[WebhookSender]
+) -> None:
+    receiver = Receiver([], path=HOOK_PATH)
+    try:
+        job_id = finished_job(store, receiver.url)
+        sender_for(store, senders, secret="s3cret")
+        wait_until(lambda: webhook_done(store, job_id), timeout_s=10)
+    finally:
+        receiver.close()
+    (request,) = receiver.requests
+    header = request["headers"][SIGNATURE_HEADER.lower()]
+    timestamp = int(header.split(",")[0].removeprefix("t="))
+    assert abs(timestamp - time.time()) < 60
+    assert verify_signature("s3cret", header, request["raw"])
+    assert not verify_signature("wrong", header, request["raw"])
+    assert not verify_signature("s3cret", header, request["raw"].replace(b"}", b" }", 1))
+    # A captured delivery replayed later is refused.
+    assert not verify_signature("s3cret", header, request["raw"], now=timestamp + 301)
+
+
+def test_jobs_service_refuses_a_loopback_webhook_unless_allowed(store: SqlJobStore) -> None:
+    strict = JobService(store)
+    with pytest.raises(InvalidWebhookUrlError, match="ASRSERVE_WEBHOOK_ALLOW_PRIVATE"):
+        strict.submit(AUDIO, filename="a", model="m", options={}, webhook_url="http://127.0.0.1/h")
+    assert store.list().jobs == []
+    lenient = JobService(store, webhook_allow_private=True)
+    job = lenient.submit(
+        AUDIO, filename="a", model="m", options={}, webhook_url="http://127.0.0.1/h"
+    )
+    assert job.webhook_url == "http://127.0.0.1/h"

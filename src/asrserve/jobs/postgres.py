@@ -127,7 +127,6 @@ class PostgresJobStore(SqlJobStore):
             timeout=connect_timeout_s,
             # A connection broken by a server restart is found and replaced before use.
             check=ConnectionPool.check_connection,
-            reconnect_timeout=0,  # keep trying for as long as the server is down
             open=False,
             name="asrserve-jobs",
         )

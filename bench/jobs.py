@@ -1,0 +1,204 @@
+"""The same real-speech jobs through the embedded runner and through Celery + Redis + PostgreSQL.
+
+Issue #9: what scaling out costs on one machine, in one run. Each system gets the same jobs,
+submitted at once through `POST /v1/jobs`; times come from the jobs' own records
+(`created_at`, `started_at`, `finished_at`), so client polling adds nothing.
+
+- (a) embedded: one `asrserve serve` (SQLite store, one job thread), as `make run` starts it;
+- (b) distributed, one worker: `asrserve serve` + one `asrserve worker` on PostgreSQL and Redis
+  (servers started here on loopback, tests/support/services.py);
+- (c) distributed, two workers: as (b) with two worker processes, each given half the cores
+  (CTranslate2 threads), so both systems use the same cores.
+
+Reported: throughput (audio seconds per wall second, from the first job created to the last
+finished), its ratio to (a), the overhead of the distributed path ((b) against (a): the target
+is within 5 %), queue wait (created -> started) and decode time (started -> finished) per job,
+and WER. Timings mean something only on a quiet machine:
+
+    .venv/bin/python bench/jobs.py                       # -> docs/benchmarks-jobs.md
+    .venv/bin/python bench/jobs.py --jobs 6 --output /tmp/jobs.md
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(REPO)
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterator, Sequence  # noqa: E402
+from contextlib import AbstractContextManager, contextmanager  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+
+import httpx  # noqa: E402
+from tests.e2e.cluster import Cluster, submit, wait_finished  # noqa: E402
+from tests.e2e.server import ServerProcess, start_server  # noqa: E402
+from tests.support.services import PostgresServer  # noqa: E402
+
+from asrserve.evaluation.devset import Clip, dev_set_dir, load_subset  # noqa: E402
+from asrserve.evaluation.wer import word_errors  # noqa: E402
+from bench.offline import available_cpus, machine_description  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Outcome:
+    system: str
+    label: str
+    wall_s: float
+    audio_s: float
+    waits: list[float]
+    decodes: list[float]
+    wer: float
+
+    @property
+    def throughput(self) -> float:
+        return self.audio_s / self.wall_s
+
+
+def pick_clips(count: int) -> list[Clip]:
+    """The longest English clips: jobs are for long files, and long ones keep timing noise of
+    the queue small against the decode."""
+    clips = sorted(load_subset("en", dev_set_dir()), key=lambda c: (-c.duration, c.id))
+    return clips[:count]
+
+
+def run_jobs(api: ServerProcess, clips: Sequence[Clip], system: str, label: str) -> Outcome:
+    warm = submit(api, clips[-1].audio, language="en")  # the first job loads nothing afterwards
+    wait_finished(api, [warm["id"]])
+    ids = [submit(api, clip.audio, language="en")["id"] for clip in clips]
+    jobs = wait_finished(api, ids, timeout_s=3600)
+    failed = [j for j in jobs.values() if j["status"] != "succeeded"]
+    if failed:
+        raise SystemExit(f"{label}: {len(failed)} jobs did not succeed, e.g. {failed[0]}")
+    texts = [httpx.get(f"{api.url}/v1/jobs/{i}?format=text", timeout=60).text for i in ids]
+    records = [jobs[i] for i in ids]
+    return Outcome(
+        system=system,
+        label=label,
+        wall_s=max(j["finished_at"] for j in records) - min(j["created_at"] for j in records),
+        audio_s=sum(c.duration for c in clips),
+        waits=[j["started_at"] - j["created_at"] for j in records],
+        decodes=[j["finished_at"] - j["started_at"] for j in records],
+        wer=word_errors([c.text for c in clips], texts).rate,
+    )
+
+
+@contextmanager
+def embedded(tmp: Path) -> Iterator[ServerProcess]:
+    api = start_server(tmp, name="embedded", job_workers="1")
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+@contextmanager
+def distributed(
+    tmp: Path, postgres: PostgresServer, workers: int, cpu_threads: int
+) -> Iterator[ServerProcess]:
+    database = postgres.create_database(f"bench_{workers}_{int(time.time())}")
+    cluster = Cluster.start(
+        tmp, database, apis=1, workers=0, job_lease_s="60", job_resend_after_s="600"
+    )
+    try:
+        for _ in range(workers):
+            cluster.add_worker(cpu_threads=str(cpu_threads), job_workers="1")
+        yield cluster.apis[0]
+    finally:
+        cluster.stop()
+
+
+def _p95(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def report(outcomes: Sequence[Outcome], clips: Sequence[Clip], started: datetime) -> str:
+    base = outcomes[0]
+    rows = [
+        "| system | wall s | audio s / wall s | × (a) | queue wait median / p95 s | "
+        "decode median s | WER |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for o in outcomes:
+        rows.append(
+            f"| {o.label} | {o.wall_s:.1f} | {o.throughput:.2f} | "
+            f"{o.throughput / base.throughput:.2f}× | "
+            f"{statistics.median(o.waits):.1f} / {_p95(o.waits):.1f} | "
+            f"{statistics.median(o.decodes):.2f} | {o.wer:.2%} |"
+        )
+    single = next((o for o in outcomes if o.system == "b"), None)
+    overhead = ""
+    if single is not None:
+        cost = single.wall_s / base.wall_s - 1
+        overhead = (
+            f"\nOverhead of the distributed path with one worker against (a): "
+            f"**{cost:+.1%}** of wall time (target: within 5 %).\n"
+        )
+    lengths = [c.duration for c in clips]
+    return (
+        "# Jobs: embedded runner against Celery + Redis + PostgreSQL\n\n"
+        f"Generated by `bench/jobs.py` on {started:%Y-%m-%d %H:%M} UTC. Machine: "
+        f"{machine_description()}.\n\n"
+        f"Workload: {len(clips)} jobs, the development set's longest English clips "
+        f"({min(lengths):.1f}–{max(lengths):.1f} s, {sum(lengths):.0f} s in all), all submitted "
+        "at once through `POST /v1/jobs` with `language=en`, after one warm-up job. Model "
+        "whisper-base, int8, beam 5. Times are the jobs' own records: wall from the first "
+        "`created_at` to the last `finished_at`; queue wait `started_at − created_at`; decode "
+        "`finished_at − started_at`.\n\n"
+        "- (a) embedded: `asrserve serve` alone (SQLite store, one job thread).\n"
+        "- (b) `asrserve serve` + one `asrserve worker` (PostgreSQL store, Redis broker).\n"
+        "- (c) as (b) with two workers, each with half the cores (`ASRSERVE_CPU_THREADS`).\n\n"
+        + "\n".join(rows)
+        + "\n"
+        + overhead
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks-jobs.md")
+    args = parser.parse_args(argv)
+    started = datetime.now(UTC)
+    clips = pick_clips(args.jobs)
+    cores = available_cpus()
+    outcomes: list[Outcome] = []
+    with tempfile.TemporaryDirectory(prefix="asrserve-bench-jobs-") as scratch:
+        tmp = Path(scratch)
+        postgres = PostgresServer().start()
+        try:
+            systems: list[tuple[str, str, Callable[[], AbstractContextManager[ServerProcess]]]] = [
+                ("a", "(a) embedded", lambda: embedded(tmp / "a")),
+                ("b", "(b) 1 worker", lambda: distributed(tmp / "b", postgres, 1, 0)),
+                (
+                    "c",
+                    "(c) 2 workers",
+                    lambda: distributed(tmp / "c", postgres, 2, max(1, cores // 2)),
+                ),
+            ]
+            for system, label, make in systems:
+                (tmp / system).mkdir()
+                with make() as api:
+                    outcome = run_jobs(api, clips, system, label)
+                print(
+                    f"{label}: {outcome.wall_s:.1f} s, {outcome.throughput:.2f} audio s/s, "
+                    f"WER {outcome.wer:.2%}",
+                    file=sys.stderr,
+                )
+                outcomes.append(outcome)
+        finally:
+            postgres.remove()
+    args.output.write_text(report(outcomes, clips, started), encoding="utf-8")
+    print(f"wrote {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
