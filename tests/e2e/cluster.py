@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,12 @@ class Cluster:
     settings: dict[str, str]
     apis: list[ServerProcess] = field(default_factory=list)
     workers: list[WorkerProcess] = field(default_factory=list)
+    restarts: int = 0
+    """Workers the supervisor started again after they exited on their own."""
     _names: int = 0
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _supervisor: threading.Thread | None = None
 
     @classmethod
     def start(
@@ -53,15 +59,38 @@ class Cluster:
         except BaseException:
             cluster.stop()
             raise
+        cluster._supervisor = threading.Thread(target=cluster._supervise, daemon=True)
+        cluster._supervisor.start()
         return cluster
+
+    def _supervise(self) -> None:
+        """What Kubernetes or Compose's `restart: always` does: a worker process that exited
+        without the test stopping it is replaced by a fresh one."""
+        while not self._stopping.wait(0.5):
+            with self._lock:
+                exited = [w for w in self.workers if w.proc.poll() is not None]
+                for worker in exited:
+                    self.workers.remove(worker)
+            for _ in exited:
+                self.add_worker()
+                self.restarts += 1
+
+    def remove_worker(self, worker: WorkerProcess) -> WorkerProcess:
+        """Take a worker out of supervision, for the test to kill or stop it."""
+        with self._lock:
+            self.workers.remove(worker)
+        return worker
 
     def _name(self, kind: str) -> str:
         self._names += 1
         return f"{kind}{self._names}"
 
     def add_worker(self, **settings: str) -> WorkerProcess:
-        worker = start_worker(self.tmp, name=self._name("worker"), **{**self.settings, **settings})
-        self.workers.append(worker)
+        with self._lock:
+            name = self._name("worker")
+        worker = start_worker(self.tmp, name=name, **{**self.settings, **settings})
+        with self._lock:
+            self.workers.append(worker)
         return worker
 
     def add_api(self, **settings: str) -> ServerProcess:
@@ -73,6 +102,10 @@ class Cluster:
     def logs(self) -> str:
         return "\n".join(p.log for p in [*self.apis, *self.workers])
 
+    def worker_logs(self) -> list[str]:
+        """The logs of every worker process this cluster ever started, stopped ones included."""
+        return [path.read_text(errors="replace") for path in sorted(self.tmp.glob("worker*.log"))]
+
     def worker_running(self, job_id: str) -> WorkerProcess:
         """The live worker process that logged the latest start of this job."""
         for worker in self.workers:
@@ -83,6 +116,9 @@ class Cluster:
         raise AssertionError(f"no live worker is running job {job_id}")
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(30)
         for process in [*self.apis, *self.workers]:
             if process.proc.poll() is None:
                 process.stop(signal.SIGTERM, timeout=60)

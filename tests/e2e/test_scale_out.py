@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from asrserve.engine.audio import decode
-from asrserve.evaluation.devset import Clip
+from asrserve.evaluation.devset import Clip, clean_read
 from asrserve.evaluation.wer import word_errors
 from asrserve.jobs.webhooks import SIGNATURE_HEADER, verify_signature
 from tests.e2e.cluster import (
@@ -59,7 +59,9 @@ def cluster(
 
 @pytest.fixture(scope="module")
 def short_clips(en_clips: list[Clip]) -> list[Clip]:
-    clips = [c for c in en_clips if c.duration <= 6.0]
+    """Ordinary speech of at most 10 s: whisper-base decodes these at 7-9 % WER in-process
+    (docs/benchmarks-http.md), so the jobs' text can be held to a tight bound."""
+    clips = [c for c in clean_read(en_clips) if c.duration <= 10.0]
     assert len(clips) >= 50
     return clips[:50]
 
@@ -86,7 +88,7 @@ def test_fifty_jobs_across_two_apis_each_run_once_with_the_right_text(
         for n, job_id in enumerate(ids)
     ]
     wer = word_errors([c.text for c in short_clips], texts)
-    assert wer.rate < 0.15, f"WER {wer.rate:.1%} over {len(ids)} jobs"
+    assert wer.rate < 0.12, f"WER {wer.rate:.1%} over {len(ids)} jobs"
     logs = [w.log for w in cluster.workers]
     for job_id in ids:
         assert sum(finished(log, job_id) for log in logs) == 1, job_id
@@ -99,7 +101,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_the_other_finishes_it(
 ) -> None:
     created = submit(cluster.apis[0], long_file, language="en")
     wait_until_running(cluster.apis[0], created["id"])
-    victim = cluster.worker_running(created["id"])
+    victim = cluster.remove_worker(cluster.worker_running(created["id"]))
     victim.stop(signal.SIGKILL)
     killed_at = time.monotonic()
     # The lease (3 s here) runs out and the other worker's reaper queues it again.
@@ -113,20 +115,18 @@ def test_a_worker_killed_mid_job_loses_nothing_and_the_other_finishes_it(
     assert len(text.split()) > 200
     # Recovery waited for the lease, not for the broker's visibility timeout (5 hours).
     assert time.monotonic() - killed_at < 300
-    cluster.workers.remove(victim)
     cluster.add_worker()
 
 
 def test_a_worker_stopped_by_sigterm_hands_its_job_back(cluster: Cluster, long_file: Path) -> None:
     created = submit(cluster.apis[0], long_file, language="en")
     wait_until_running(cluster.apis[0], created["id"])
-    draining = cluster.worker_running(created["id"])
+    draining = cluster.remove_worker(cluster.worker_running(created["id"]))
     assert draining.stop(signal.SIGTERM) == 0  # grace 0: handed back at the next progress report
     done = wait_finished(cluster.apis[0], [created["id"]])[created["id"]]
     assert done["status"] == "succeeded"
     assert done["attempts"] == 1, "a graceful hand-back is not a failed attempt"
     assert finished(draining.log, created["id"]) == 0
-    cluster.workers.remove(draining)
     cluster.add_worker()
 
 
@@ -176,9 +176,11 @@ def test_redis_killed_and_restarted_mid_run_loses_no_queued_job(
     assert time.monotonic() - started_at < 60, "a broker outage must not hang submissions"
     time.sleep(2)
     cluster.redis.start()  # same port, same directory: the AOF brings the queue back
+    # A worker whose consumer stopped with the broker (Celery's known failure when a job was
+    # running) finds out, exits 1 and is restarted by the supervisor, as Kubernetes would.
     done = wait_finished(cluster.apis[0], ids + during)
     assert {d["status"] for d in done.values()} == {"succeeded"}
-    logs = [w.log for w in cluster.workers]
+    logs = cluster.worker_logs()
     for job_id in ids + during:
         assert sum(finished(log, job_id) for log in logs) == 1, job_id
 

@@ -4,7 +4,7 @@ duplicates, takeover of a dead worker's lease, the reaper, the drain on SIGTERM.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,9 +54,20 @@ def workers() -> Iterator[list[JobWorker]]:
 
 
 def make_worker(
-    store: SqlJobStore, workers: list[JobWorker], transcribe: object, resent: Resent
+    store: SqlJobStore,
+    workers: list[JobWorker],
+    transcribe: object,
+    resent: Resent,
+    on_stalled: Callable[[], None] | None = None,
 ) -> JobWorker:
-    worker = JobWorker(store, transcribe, OPTIONS, resend=resent, progress_interval_s=0)  # type: ignore[arg-type]
+    worker = JobWorker(
+        store,
+        transcribe,  # type: ignore[arg-type]
+        OPTIONS,
+        resend=resent,
+        progress_interval_s=0,
+        on_stalled=on_stalled,
+    )
     workers.append(worker)
     worker.start()
     return worker
@@ -137,3 +148,32 @@ def test_a_cancel_stops_the_running_job(store: SqlJobStore, workers: list[JobWor
     thread.join(10)
     assert outcome == ["cancelled"]
     assert worker.healthy()
+
+
+def test_a_free_worker_that_gets_no_messages_while_jobs_wait_reports_itself_stalled(
+    store: SqlJobStore, workers: list[JobWorker]
+) -> None:
+    # The broker takes the messages (resend returns True) but this consumer never runs them:
+    # what Celery's Redis consumer does after a broker restart during a job.
+    stalled = threading.Event()
+    worker = make_worker(store, workers, GatedTranscriber(), Resent(), stalled.set)
+    create(store)
+    assert stalled.wait(10)
+    assert worker.stalled and not worker.healthy()
+
+
+def test_a_busy_worker_is_not_stalled_while_jobs_wait(
+    store: SqlJobStore, workers: list[JobWorker]
+) -> None:
+    transcribe = GatedTranscriber()
+    stalled = threading.Event()
+    worker = make_worker(store, workers, transcribe, Resent(), stalled.set)
+    job_id = create(store)
+    thread = threading.Thread(target=worker.run, args=(job_id,))
+    thread.start()
+    assert transcribe.running.wait(10)
+    create(store)  # waits: the only slot is taken
+    assert not stalled.wait(4 * OPTIONS.resend_after_s)
+    assert worker.healthy()
+    transcribe.gate.set()
+    thread.join(10)

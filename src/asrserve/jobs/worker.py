@@ -16,6 +16,12 @@ error codes and webhooks are the same. What makes it safe with several workers o
   and `submit`) is sent again by the reaper.
 - **A job that kills its workers stops.** Each start counts an attempt; after `max_attempts`
   the store fails it with `job_crashed`.
+- **A consumer that stopped is noticed.** Celery's Redis consumer can stop taking messages
+  after the broker restarts while a job is running (its acknowledgement fails and nothing
+  reconnects; celery/celery#8030, #10205 describe the same). A worker that has had a free slot
+  for two resend periods while jobs waited is in that state: it reports itself unhealthy and
+  calls `on_stalled` (the runtime stops the process with status 1, for its supervisor to
+  restart it). Its running jobs drain as on SIGTERM.
 - **SIGTERM drains.** `begin_shutdown(grace_s)` lets running jobs finish for `grace_s`, then
   aborts them at their next progress report; they are handed back to the queue (not counted as
   an attempt) and sent again, so another worker resumes them.
@@ -55,8 +61,10 @@ class JobWorker:
         resend: Callable[[str], bool],
         webhooks: WebhookSender | None = None,
         on_finished: Callable[[Job], None] | None = None,
+        on_stalled: Callable[[], None] | None = None,
         progress_interval_s: float = 0.5,
         name: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.transcribe = transcribe
@@ -66,6 +74,10 @@ class JobWorker:
         self.resend = resend
         self.webhooks = webhooks
         self.on_finished = on_finished
+        self.on_stalled = on_stalled
+        self._clock = clock
+        self.stalled = False
+        self._free_since: float | None = clock()
         self.progress_interval_s = progress_interval_s
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.maintenance_interval_s = max(0.2, min(self.lease_s / 3, 10.0))
@@ -88,7 +100,7 @@ class JobWorker:
     def healthy(self) -> bool:
         """Liveness: the heartbeat thread is alive and has run recently (a stuck process, or
         one whose thread died, stops renewing leases and must be restarted)."""
-        if self._thread is None or not self._thread.is_alive():
+        if self.stalled or self._thread is None or not self._thread.is_alive():
             return False
         return time.monotonic() - self._last_maintenance < 3 * self.maintenance_interval_s + 5
 
@@ -137,6 +149,8 @@ class JobWorker:
             return "skipped"
         with self._lock:
             self._active[job.id] = worker_id
+            if len(self._active) >= self.capacity:
+                self._free_since = None
         try:
             finished = execute_job(
                 self.store,
@@ -149,6 +163,8 @@ class JobWorker:
         finally:
             with self._lock:
                 self._active.pop(job.id, None)
+                if self._free_since is None:
+                    self._free_since = self._clock()
         if finished is None:
             current = self.store.get(job.id)
             if current is not None and current.state.value == "queued":
@@ -193,6 +209,27 @@ class JobWorker:
     def _reap(self) -> None:
         for job_id in self.store.reap_expired():
             self.resend(job_id)
+        sent = False
         for job_id in self.store.stale_queued(self.resend_after_s):
             log.info("job waited long; its message is sent again", extra={"job_id": job_id})
-            self.resend(job_id)
+            sent = self.resend(job_id) or sent
+        if sent:  # the broker takes messages: a free consumer should be getting them
+            self._check_consuming()
+
+    def _check_consuming(self) -> None:
+        """Jobs waited a resend period; if this worker was free all along for two of them,
+        messages sent meanwhile never reached it."""
+        with self._lock:
+            free_since = self._free_since
+        if free_since is None or self.stalled or self._abort.is_set():
+            return
+        if self._clock() - free_since < 2 * self.resend_after_s:
+            return
+        self.stalled = True
+        log.error(
+            "worker has had a free slot while jobs waited; its broker consumer has stopped, so "
+            "it stops to be restarted",
+            extra={"free_for_s": round(self._clock() - free_since, 1)},
+        )
+        if self.on_stalled is not None:
+            self.on_stalled()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import signal
 import socket
 
 from celery.signals import worker_shutting_down
@@ -47,6 +49,14 @@ def run_worker(
     store = build_job_store(job_options)
     celery = make_celery(job_options)
     queue = CeleryJobQueue(celery, job_options)
+    status = {"code": 0}
+
+    def stalled() -> None:
+        # A warm shutdown (running jobs drain within the grace period), then exit 1, so the
+        # supervisor (Kubernetes, Compose, systemd) starts a fresh process.
+        status["code"] = 1
+        os.kill(os.getpid(), signal.SIGTERM)
+
     worker = JobWorker(
         store,
         registry_transcriber(registry, TranscribeOptions.from_record),
@@ -54,6 +64,7 @@ def run_worker(
         resend=queue.send,
         webhooks=webhook_sender(store, job_options),
         on_finished=lambda job: metrics.track_job_finished(job.state.value),
+        on_stalled=stalled,
     )
     celery.task(name=TASK_NAME, ignore_result=True)(worker.run)
     metrics.watch(
@@ -99,4 +110,4 @@ def run_worker(
         if health is not None:
             health.stop()
         log.info("worker stopped")
-    return int(consumer.exitcode or 0)
+    return status["code"] or int(consumer.exitcode or 0)
