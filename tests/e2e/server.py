@@ -21,11 +21,9 @@ def free_port() -> int:
 
 
 @dataclass
-class ServerProcess:
-    url: str
+class _Process:
     proc: subprocess.Popen[bytes]
     log_path: Path
-    data_dir: Path
     env: dict[str, str]
 
     @property
@@ -36,6 +34,12 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout)
+
+
+@dataclass
+class ServerProcess(_Process):
+    url: str
+    data_dir: Path
 
 
 def start_server(
@@ -60,7 +64,7 @@ def launch(
         stderr=subprocess.STDOUT,
         env=env,
     )
-    server = ServerProcess(url, proc, log_path, data_dir, env)
+    server = ServerProcess(proc, log_path, env, url=url, data_dir=data_dir)
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -81,20 +85,8 @@ def restart(server: ServerProcess) -> ServerProcess:
 
 
 @dataclass
-class WorkerProcess:
+class WorkerProcess(_Process):
     health_url: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    env: dict[str, str]
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
 
 
 def server_env(port: int | None, data_dir: Path, settings: dict[str, str]) -> dict[str, str]:
@@ -124,7 +116,7 @@ def start_worker(
         stderr=subprocess.STDOUT,
         env=env,
     )
-    worker = WorkerProcess(f"http://127.0.0.1:{port}/health", proc, log_path, env)
+    worker = WorkerProcess(proc, log_path, env, health_url=f"http://127.0.0.1:{port}/health")
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -1,13 +1,19 @@
 """Durable asynchronous transcription jobs for long files.
 
-- `models`: `Job`, `JobState`, job ids; `serialization`: transcripts as lossless JSON
-- `store`: the `JobStore` protocol; `sqlite`: `SQLiteJobStore`, the embedded default
+- `options`: `JobOptions`, the jobs' settings as plain values (the defaults' one home)
+- `serialization`: transcripts as lossless JSON (records and errors: `asrserve.jobmodel`)
+- `store`: the `JobStore` protocol; `sqlstore`: its one implementation on SQL, with the
+  dialects `sqlite` (`SQLiteJobStore`, embedded) and `postgres` (`PostgresJobStore`, shared)
 - `runner`: `JobRunner` (worker threads, the in-process `JobQueue`) and `execute_job`
-- `webhooks`: `WebhookSender` and `validate_webhook_url`
+- `celery_queue`: the Celery app and `CeleryJobQueue`; `worker`: `JobWorker`, what a Celery
+  worker runs for each message (leases, reaper, drain)
+- `webhooks`: `WebhookSender`, URL and destination checks, signatures
 - `service`: `JobService`, the facade the HTTP routes call
 
-This package imports the engine and nothing of the API, CLI or settings: the entry point builds
-the store, the runner (with the `transcribe` callable) and the service from plain values.
+This package imports the engine and nothing of the API, the WebSocket server, the CLI or the
+settings: the composition root (`asrserve.runtime`) builds everything from plain values.
+`postgres` and `celery_queue` are imported only where used, so the embedded setup never loads
+psycopg or Celery.
 """
 
 from __future__ import annotations

@@ -10,18 +10,10 @@ What the API needs from "the queue" is the `JobQueue` protocol: `submit` a job t
 durable in the store, `wake`, `start`, `stop`. Cancelling needs nothing from the queue: the
 route flags the job in the store and the worker stops at its next progress report.
 
-Scaling out with Redis and Celery (not built yet) replaces two objects, not the routes:
-
-- a `RedisJobStore` implementing `JobStore` (a hash per job, sorted sets by created time per
-  state for listing and claiming, Lua scripts or MULTI for the atomic transitions, `EXPIRE` for
-  retention) with uploads on storage the workers share (object storage; its `upload_path`
-  fetches the object into a local cache);
-- a `CeleryJobQueue` implementing `JobQueue`: `submit(job)` sends a task with the job id
-  (`acks_late=True`, so the broker redelivers the task of a worker killed mid-job, which
-  replaces `requeue_interrupted`); the task claims that job in the store and calls
-  `execute_job`, the same function the threads here use, so progress, cancellation, error
-  codes and webhooks behave the same; `start`/`stop`/`wake` are no-ops in API processes.
-  KEDA scales the workers on `JobStore.queue_depth()` or the broker's queue length.
+Scaled out, `CeleryJobQueue` (`celery_queue`) is the API side's `JobQueue`: `submit` sends the
+job id to Redis, and `asrserve worker` processes run each message with `JobWorker` (`worker`),
+which leases the job in the shared store and calls `execute_job`, the function the threads
+here use, so progress, cancellation, error codes and webhooks behave the same.
 """
 
 from __future__ import annotations
@@ -203,6 +195,20 @@ def execute_job(
     return finished
 
 
+def announce_finished(
+    job: Job, webhooks: WebhookSender | None, on_finished: Callable[[Job], None] | None
+) -> None:
+    """After a worker finished `job`: its webhook is due now, and `on_finished` (metrics) hears
+    of it; a failing callback is logged, never raised into the worker."""
+    if webhooks is not None and job.webhook_url:
+        webhooks.wake()
+    if on_finished is not None:
+        try:
+            on_finished(job)
+        except Exception:
+            log.exception("on_finished callback failed", extra={"job_id": job.id})
+
+
 def registry_transcriber(
     registry: ModelRegistry, to_options: Callable[[Mapping[str, Any]], TranscribeOptions]
 ) -> TranscribeFn:
@@ -364,13 +370,7 @@ class JobRunner:
                 self._finished(finished)
 
     def _finished(self, job: Job) -> None:
-        if self.webhooks is not None and job.webhook_url:
-            self.webhooks.wake()
-        if self.on_finished is not None:
-            try:
-                self.on_finished(job)
-            except Exception:
-                log.exception("on_finished callback failed", extra={"job_id": job.id})
+        announce_finished(job, self.webhooks, self.on_finished)
 
     def _housekeeping(self) -> None:
         while not self._stopping.is_set():

@@ -37,9 +37,9 @@ import time
 import uuid
 from collections.abc import Callable
 
-from asrserve.jobmodel.records import Job
+from asrserve.jobmodel.records import Job, JobState
 from asrserve.jobs.options import JobOptions
-from asrserve.jobs.runner import TranscribeFn, execute_job
+from asrserve.jobs.runner import TranscribeFn, announce_finished, execute_job
 from asrserve.jobs.store import JobStore
 from asrserve.jobs.webhooks import WebhookSender
 
@@ -167,17 +167,11 @@ class JobWorker:
                     self._free_since = self._clock()
         if finished is None:
             current = self.store.get(job.id)
-            if current is not None and current.state.value == "queued":
+            if current is not None and current.state is JobState.QUEUED:
                 self.resend(job.id)
                 return "handed back"
             return "skipped"  # another worker holds it now
-        if self.webhooks is not None and finished.webhook_url:
-            self.webhooks.wake()
-        if self.on_finished is not None:
-            try:
-                self.on_finished(finished)
-            except Exception:
-                log.exception("on_finished callback failed", extra={"job_id": job.id})
+        announce_finished(finished, self.webhooks, self.on_finished)
         return finished.state.value
 
     # --- the heartbeat thread ------------------------------------------------------------------
