@@ -38,6 +38,7 @@ def serve(
     # Imported here, so that `asrserve worker` (same entry point) never loads the web stack.
     import uvicorn
 
+    from asrserve.runtime.locks import DataDirLockedError
     from asrserve.runtime.server import create_app
 
     settings = load_settings(
@@ -48,7 +49,7 @@ def serve(
     certfile, keyfile = _tls_files(settings)
     try:
         app = create_app(settings)
-    except ValueError as exc:
+    except (ValueError, DataDirLockedError) as exc:
         typer.echo(f"asrserve serve: {exc}", err=True)
         raise typer.Exit(2) from None
     uv_config = uvicorn.Config(

@@ -45,6 +45,7 @@ from asrserve.engine.pipeline import Pipeline
 from asrserve.engine.registry import ModelRegistry
 from asrserve.engine.types import Transcript
 from asrserve.observability.logging import configure_logging
+from asrserve.runtime.components import build_registry
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".webm", ".mp4",
@@ -267,13 +268,7 @@ def transcribe(
 
 
 def _registry(settings: Settings) -> ModelRegistry:
-    return ModelRegistry(
-        cache_dir=settings.model_dir,
-        engine_settings=settings.engine_settings(),
-        batching=settings.batching(),
-        limits=settings.limits(),
-        languages=settings.language_options(),
-    )
+    return build_registry(settings)
 
 
 def _run(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from asrserve.config import Settings
+from asrserve.engine.batching import BatchStats
 from asrserve.engine.options import TranscribeOptions
 from asrserve.engine.registry import ModelRegistry
 from asrserve.jobs import (
@@ -21,17 +23,24 @@ from asrserve.observability.metrics import Metrics
 log = logging.getLogger(__name__)
 
 
-def build_registry(settings: Settings, metrics: Metrics) -> ModelRegistry:
+def build_registry(settings: Settings, metrics: Metrics | None = None) -> ModelRegistry:
+    """The models of every entry point (`transcribe`, which exports no metrics, passes none)."""
+    on_batch: Callable[[str, BatchStats], None] | None = None
+    on_load: Callable[[str, float], None] | None = None
+    if metrics is not None:
+        on_load = metrics.track_model_load
+
+        def on_batch(model: str, stats: BatchStats) -> None:
+            metrics.track_batch(model, stats.items, stats.windows, stats.redecoded)
+
     return ModelRegistry(
         cache_dir=settings.model_dir,
         engine_settings=settings.engine_settings(),
         batching=settings.batching(),
         limits=settings.limits(),
         languages=settings.language_options(),
-        on_batch=lambda model, stats: metrics.track_batch(
-            model, stats.items, stats.windows, stats.redecoded
-        ),
-        on_load=metrics.track_model_load,
+        on_batch=on_batch,
+        on_load=on_load,
     )
 
 

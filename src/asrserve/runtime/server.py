@@ -25,17 +25,20 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The server's application; its services are built when it starts and closed on stop."""
+    """The server's application; its services are built when it starts and closed on stop.
+    Raises ValueError for settings that cannot work together, DataDirLockedError when another
+    server runs the embedded job runner on the same data directory."""
     options = settings.server_options()
     job_options = settings.job_options()
     job_options.validate()
     metrics = Metrics()
+    # Only one process may run the embedded runner on a data directory: it treats every job
+    # left running as its own to resume. Taken here, before the server starts, so a second
+    # server is refused with the lock's sentence (DataDirLockedError), not a failed start.
+    lock = None if job_options.distributed else DataDirLock(job_options.data_dir).acquire()
 
     @asynccontextmanager
     async def start() -> AsyncIterator[Services]:
-        # Only one process may run the embedded runner on a data directory: it treats every
-        # job left running as its own to resume.
-        lock = None if job_options.distributed else DataDirLock(job_options.data_dir).acquire()
         registry = build_registry(settings, metrics)
         store = build_job_store(job_options)
         queue = build_job_queue(job_options, store, registry, metrics)
