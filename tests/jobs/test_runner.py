@@ -305,3 +305,24 @@ def test_start_requeues_jobs_left_running_and_purges_expired(make_store: StoreFa
         runner.stop(1)
     assert store.list().jobs == []
     assert [(j.id, j.state) for j in done] == [(left_running, JobState.SUCCEEDED)]
+
+
+def test_runners_of_two_servers_sharing_a_store_lease_jobs_and_recover_a_dead_ones(
+    make_store: StoreFactory, runners: list[JobRunner]
+) -> None:
+    # PostgreSQL with the local queue: a second server starting must not take the first one's
+    # running jobs, and a server that died mid-job has its job run again by the other.
+    store = make_store()
+    job_id = submit(store)
+    assert store.claim_next("dead-server/0", lease_s=0.6) is not None  # then it died
+    live_id = submit(store)
+    slow = FakeTranscriber(steps=20, step_s=0.1)
+    start(runners, JobRunner(store, slow, poll_interval_s=0.05, lease_s=0.6))
+    done = wait_until(lambda: finished(store, job_id) and finished(store, live_id), timeout_s=30)
+    assert done >= 0
+    recovered = store.get(job_id)
+    assert recovered is not None and recovered.state is JobState.SUCCEEDED
+    assert recovered.attempts == 2
+    # The jobs ran past several lease periods while their runner renewed them: one start each.
+    assert store.get(live_id).attempts == 1  # type: ignore[union-attr]
+    assert len(slow.calls) == 2

@@ -195,6 +195,15 @@ def execute_job(
     return finished
 
 
+def renew_leases(store: JobStore, jobs: Mapping[str, str], lease_s: float) -> None:
+    """Heartbeat for running jobs (job id -> worker id). A lease already lost (taken over after
+    a pause longer than the lease) is only logged: the store refuses that worker's result, and
+    its next progress report stops it."""
+    for job_id, worker_id in jobs.items():
+        if not store.renew_lease(job_id, worker_id, lease_s):
+            log.warning("job lease lost", extra={"job_id": job_id, "worker_id": worker_id})
+
+
 def announce_finished(
     job: Job, webhooks: WebhookSender | None, on_finished: Callable[[Job], None] | None
 ) -> None:
@@ -213,7 +222,7 @@ def registry_transcriber(
     registry: ModelRegistry, to_options: Callable[[Mapping[str, Any]], TranscribeOptions]
 ) -> TranscribeFn:
     """A `transcribe` for `JobRunner`: the job's model from `registry`, its stored options
-    turned into `TranscribeOptions` by `to_options` (which the API owns, as it owns them)."""
+    turned into `TranscribeOptions` by `to_options` (`TranscribeOptions.from_record`)."""
 
     def transcribe(job: Job, path: Path, progress: ProgressCallback) -> Transcript:
         options = to_options(job.options)
@@ -229,9 +238,11 @@ class JobRunner:
 
     A runner starts once and stops once. `start` first hands every job left running by a
     previous process back to the queue (unless `recover=False`), so only one process may run
-    workers on a store. `on_finished` is called with each job a worker finishes (metrics);
-    `webhooks`, when given, is started and stopped with the runner and woken when jobs finish.
-    Expired jobs are purged every `purge_interval_s`.
+    workers on such a store. With `lease_s` (a store shared by several servers), jobs are leased
+    instead: renewed while they run, queued again by any runner once their lease ran out, and
+    nothing is requeued at start. `on_finished` is called with each job a worker finishes
+    (metrics); `webhooks`, when given, is started and stopped with the runner and woken when
+    jobs finish. Expired jobs are purged every `purge_interval_s`.
     """
 
     def __init__(
@@ -244,6 +255,7 @@ class JobRunner:
         progress_interval_s: float = 0.5,
         purge_interval_s: float = 300.0,
         recover: bool = True,
+        lease_s: float | None = None,
         on_finished: Callable[[Job], None] | None = None,
         webhooks: WebhookSender | None = None,
         name: str | None = None,
@@ -256,7 +268,8 @@ class JobRunner:
         self.poll_interval_s = poll_interval_s
         self.progress_interval_s = progress_interval_s
         self.purge_interval_s = purge_interval_s
-        self.recover = recover
+        self.recover = recover and lease_s is None
+        self.lease_s = lease_s
         self.on_finished = on_finished
         self.webhooks = webhooks
         # Unique per runner, so a stale thread of a stopped runner cannot touch a job that a
@@ -336,7 +349,7 @@ class JobRunner:
     def _work(self, worker_id: str) -> None:
         while not self._stopping.is_set():
             try:
-                job = self.store.claim_next(worker_id)
+                job = self.store.claim_next(worker_id, lease_s=self.lease_s)
             except Exception:
                 log.exception("claiming a job failed", extra={"worker_id": worker_id})
                 self._stopping.wait(self.poll_interval_s)
@@ -373,9 +386,20 @@ class JobRunner:
         announce_finished(job, self.webhooks, self.on_finished)
 
     def _housekeeping(self) -> None:
+        interval = self.purge_interval_s
+        if self.lease_s is not None:
+            interval = min(interval, max(0.2, self.lease_s / 3))
+        next_purge = time.monotonic()
         while not self._stopping.is_set():
             try:
-                self.store.purge_expired()
+                if self.lease_s is not None:
+                    # A shared store: other servers' runners may have died mid-job.
+                    jobs = {job_id: worker for worker, job_id in self.active_jobs.items()}
+                    renew_leases(self.store, jobs, self.lease_s)
+                    self.store.reap_expired()
+                if time.monotonic() >= next_purge:
+                    self.store.purge_expired()
+                    next_purge = time.monotonic() + self.purge_interval_s
             except Exception:
-                log.exception("purging expired jobs failed")
-            self._stopping.wait(self.purge_interval_s)
+                log.exception("job housekeeping failed")
+            self._stopping.wait(interval)

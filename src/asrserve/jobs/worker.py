@@ -39,7 +39,7 @@ from collections.abc import Callable
 
 from asrserve.jobmodel.records import Job, JobState
 from asrserve.jobs.options import JobOptions
-from asrserve.jobs.runner import TranscribeFn, announce_finished, execute_job
+from asrserve.jobs.runner import TranscribeFn, announce_finished, execute_job, renew_leases
 from asrserve.jobs.store import JobStore
 from asrserve.jobs.webhooks import WebhookSender
 
@@ -194,11 +194,7 @@ class JobWorker:
     def _renew_leases(self) -> None:
         with self._lock:
             active = dict(self._active)
-        for job_id, worker_id in active.items():
-            if not self.store.renew_lease(job_id, worker_id, self.lease_s):
-                # Finished meanwhile, or taken over after a pause longer than the lease: the
-                # store refuses this worker's result, and its next progress report stops it.
-                log.warning("job lease lost", extra={"job_id": job_id, "worker_id": worker_id})
+        renew_leases(self.store, active, self.lease_s)
 
     def _reap(self) -> None:
         for job_id in self.store.reap_expired():

@@ -84,6 +84,8 @@ def build_job_queue(
             workers=options.workers,
             on_finished=lambda job: metrics.track_job_finished(job.state.value),
             webhooks=webhook_sender(store, options),
+            # A PostgreSQL store may be shared by several servers: lease, never requeue all.
+            lease_s=None if options.store == SQLITE_STORE else options.lease_s,
         )
     from asrserve.jobs.celery_queue import CeleryJobQueue, make_celery
 

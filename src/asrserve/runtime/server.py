@@ -16,6 +16,7 @@ from asrserve.api.deps import Services
 from asrserve.api.service import TranscriptionService
 from asrserve.config import Settings
 from asrserve.jobs import JobService
+from asrserve.jobs.options import SQLITE_STORE
 from asrserve.observability.metrics import Metrics
 from asrserve.runtime.components import build_job_queue, build_job_store, build_registry
 from asrserve.runtime.locks import DataDirLock
@@ -35,7 +36,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Only one process may run the embedded runner on a data directory: it treats every job
     # left running as its own to resume. Taken here, before the server starts, so a second
     # server is refused with the lock's sentence (DataDirLockedError), not a failed start.
-    lock = None if job_options.distributed else DataDirLock(job_options.data_dir).acquire()
+    embedded = job_options.store == SQLITE_STORE
+    lock = DataDirLock(job_options.data_dir).acquire() if embedded else None
 
     @asynccontextmanager
     async def start() -> AsyncIterator[Services]:
