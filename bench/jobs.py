@@ -190,7 +190,7 @@ def report(
         f"Workload: {len(clips)} jobs, the development set's longest English clips "
         f"({min(lengths):.1f}–{max(lengths):.1f} s, {sum(lengths):.0f} s in all), all submitted "
         "at once through `POST /v1/jobs` with `language=en`, after one warm-up job; systems "
-        "interleaved, the median run of each shown. Model "
+        "interleaved, the run with the median wall time shown (of two: the faster). Model "
         "whisper-base, int8, beam 5. Times are the jobs' own records: wall from the first "
         "`created_at` to the last `finished_at`; queue wait `started_at − created_at`; decode "
         "`finished_at − started_at`.\n\n"
