@@ -561,14 +561,13 @@ class SqlJobStore:
         now = self._clock()
         with self._write() as db:
             rows = db.execute(
-                "SELECT id FROM jobs WHERE state = ? AND enqueued_at <= ? "
-                f"ORDER BY created_at{self._skip_locked}",
-                (QUEUED, now - older_than_s),
+                "UPDATE jobs SET enqueued_at = ? WHERE id IN ("
+                "  SELECT id FROM jobs WHERE state = ? AND enqueued_at <= ?"
+                f"  ORDER BY created_at{self._skip_locked}"
+                ") RETURNING id",
+                (now, QUEUED, now - older_than_s),
             ).fetchall()
-            ids = [row["id"] for row in rows]
-            for job_id in ids:
-                db.execute("UPDATE jobs SET enqueued_at = ? WHERE id = ?", (now, job_id))
-        return ids
+        return [row["id"] for row in rows]
 
     def update_progress(
         self, job_id: str, done_s: float, total_s: float, *, worker_id: str | None = None
