@@ -44,6 +44,15 @@ def build_registry(settings: Settings, metrics: Metrics | None = None) -> ModelR
     )
 
 
+def watch_jobs(metrics: Metrics, registry: ModelRegistry, store: JobStore) -> None:
+    """The gauges every process exports at scrape time: batcher depth and the store's jobs."""
+    metrics.watch(
+        queue_depth=lambda: {m.name: m.batcher.pending for m in registry.loaded()},
+        jobs_by_state=lambda: {s.value: n for s, n in store.count_by_state().items()},
+        oldest_job_queued_at=store.oldest_queued_at,
+    )
+
+
 def build_job_store(options: JobOptions) -> JobStore:
     """SQLite under `data_dir`, or the PostgreSQL database of `options.store`."""
     if options.store == SQLITE_STORE:

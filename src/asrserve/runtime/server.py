@@ -18,7 +18,12 @@ from asrserve.config import Settings
 from asrserve.jobs import JobService
 from asrserve.jobs.options import SQLITE_STORE
 from asrserve.observability.metrics import Metrics
-from asrserve.runtime.components import build_job_queue, build_job_store, build_registry
+from asrserve.runtime.components import (
+    build_job_queue,
+    build_job_store,
+    build_registry,
+    watch_jobs,
+)
 from asrserve.runtime.locks import DataDirLock
 from asrserve.ws.server import StreamServer, StreamServerOptions
 
@@ -51,11 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
             webhook_allow_private=job_options.webhook_allow_private,
         )
         admission = Admission(options.max_concurrent_requests, options.max_waiting_requests)
-        metrics.watch(
-            queue_depth=lambda: {m.name: m.batcher.pending for m in registry.loaded()},
-            jobs_by_state=lambda: {s.value: n for s, n in store.count_by_state().items()},
-            oldest_job_queued_at=store.oldest_queued_at,
-        )
+        watch_jobs(metrics, registry, store)
         streams = StreamServer(
             registry,
             StreamServerOptions(

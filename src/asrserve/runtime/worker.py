@@ -23,7 +23,12 @@ from asrserve.jobs.celery_queue import TASK_NAME, CeleryJobQueue, make_celery
 from asrserve.jobs.worker import JobWorker
 from asrserve.observability.health_server import HealthServer
 from asrserve.observability.metrics import Metrics
-from asrserve.runtime.components import build_job_store, build_registry, webhook_sender
+from asrserve.runtime.components import (
+    build_job_store,
+    build_registry,
+    watch_jobs,
+    webhook_sender,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +72,8 @@ def run_worker(
         on_stalled=stalled,
     )
     celery.task(name=TASK_NAME, ignore_result=True)(worker.run)
-    metrics.watch(
-        jobs_by_state=lambda: {s.value: n for s, n in store.count_by_state().items()},
-        oldest_job_queued_at=store.oldest_queued_at,
-        worker_jobs=lambda: (worker.busy, worker.capacity),
-        queue_depth=lambda: {m.name: m.batcher.pending for m in registry.loaded()},
-    )
+    watch_jobs(metrics, registry, store)
+    metrics.watch(worker_jobs=lambda: (worker.busy, worker.capacity))
     health = None
     if settings.worker_port:
         health = HealthServer(settings.host, settings.worker_port, metrics, worker.healthy).start()
