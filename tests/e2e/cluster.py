@@ -17,9 +17,10 @@ from tests.e2e.server import ServerProcess, WorkerProcess, start_server, start_w
 from tests.support.services import RedisServer
 
 FAST_RECOVERY = {
-    # A dead worker's job is queued again within ~3 s, a lost message sent again after 5 s.
-    "job_lease_s": "3",
-    "job_resend_after_s": "5",
+    # A dead worker's job is queued again within ~6 s, a lost message sent again after 10 s.
+    # The heartbeat renews every 2 s, so only a 4 s stall of a live worker could lose a lease.
+    "job_lease_s": "6",
+    "job_resend_after_s": "10",
     "job_max_attempts": "3",
 }
 

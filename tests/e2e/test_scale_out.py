@@ -104,7 +104,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_the_other_finishes_it(
     victim = cluster.remove_worker(cluster.worker_running(created["id"]))
     victim.stop(signal.SIGKILL)
     killed_at = time.monotonic()
-    # The lease (3 s here) runs out and the other worker's reaper queues it again.
+    # The lease (6 s here) runs out and the other worker's reaper queues it again.
     resumed = wait_finished(cluster.apis[1], [created["id"]])[created["id"]]
     assert resumed["status"] == "succeeded", resumed
     assert resumed["attempts"] == 2

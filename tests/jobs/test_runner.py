@@ -317,7 +317,7 @@ def test_runners_of_two_servers_sharing_a_store_lease_jobs_and_recover_a_dead_on
     assert store.claim_next("dead-server/0", lease_s=0.6) is not None  # then it died
     live_id = submit(store)
     slow = FakeTranscriber(steps=20, step_s=0.1)
-    start(runners, JobRunner(store, slow, poll_interval_s=0.05, lease_s=0.6))
+    start(runners, JobRunner(store, slow, poll_interval_s=0.05, lease_s=3.0))
     done = wait_until(lambda: finished(store, job_id) and finished(store, live_id), timeout_s=30)
     assert done >= 0
     recovered = store.get(job_id)

@@ -17,7 +17,8 @@ from asrserve.jobs.sqlstore import SqlJobStore
 from asrserve.jobs.worker import JobWorker
 from tests.jobs.conftest import AUDIO, StoreFactory, make_transcript, wait_until
 
-OPTIONS = JobOptions(lease_s=0.6, resend_after_s=0.5)
+# Leases long against the heartbeat (every lease_s / 3): a loaded machine never loses one here.
+OPTIONS = JobOptions(lease_s=3.0, resend_after_s=0.5)
 
 
 class GatedTranscriber:
@@ -92,7 +93,7 @@ def test_a_message_runs_its_job_once_and_duplicates_do_nothing(
     # A second delivery while the first worker holds a live lease (renewed by its heartbeat,
     # well past one lease period) is acknowledged without work.
     wait_until(lambda: store.get(job_id).attempts == 1, timeout_s=5)  # type: ignore[union-attr]
-    threading.Event().wait(OPTIONS.lease_s * 2)
+    threading.Event().wait(OPTIONS.lease_s * 1.5)
     assert second.run(job_id) == "skipped"
     transcribe.gate.set()
     thread.join(10)
