@@ -57,6 +57,16 @@ class StreamHandler(Protocol):
     async def handle(self, websocket: WebSocket) -> None: ...
 
 
+class DrainState(Protocol):
+    """Whether the server is shutting down (`asrserve.runtime.drain.Drain`, begun on SIGTERM)."""
+
+    @property
+    def draining(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
 @dataclass(slots=True)
 class Services:
     """Everything the routes share, built once in the app's lifespan."""
@@ -69,6 +79,7 @@ class Services:
     api_keys: ApiKeys
     jobs: JobsBackend
     streams: StreamHandler
+    drain: DrainState
 
 
 def get_services(request: Request) -> Services:

@@ -33,6 +33,8 @@ class Readiness(BaseModel):
     models_loaded: list[str] = []
     requests_active: int = 0
     requests_waiting: int = 0
+    draining: bool = False
+    """The server is shutting down (SIGTERM): it finishes its work and takes no new streams."""
 
 
 class Sentence(BaseModel):

@@ -38,8 +38,9 @@ def serve(
     # Imported here, so that `asrserve worker` (same entry point) never loads the web stack.
     import uvicorn
 
+    from asrserve.runtime.drain import Drain
     from asrserve.runtime.locks import DataDirLockedError
-    from asrserve.runtime.server import create_app
+    from asrserve.runtime.server import DrainingServer, create_app
 
     settings = load_settings(
         config, host=host, port=port, stream_port=stream_port, model=model, device=device,
@@ -47,8 +48,9 @@ def serve(
     )  # fmt: skip
     configure_logging(settings.log_level, settings.log_format)
     certfile, keyfile = _tls_files(settings)
+    drain = Drain(settings.shutdown_grace_s)
     try:
-        app = create_app(settings)
+        app = create_app(settings, drain)
     except (ValueError, DataDirLockedError) as exc:
         typer.echo(f"asrserve serve: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -66,11 +68,12 @@ def serve(
     sockets = [uv_config.bind_socket()]
     if settings.stream_port:
         sockets.append(_bind(settings.host, settings.stream_port))
-    # uvicorn drains in-flight requests on SIGTERM, then restores the previous handler and
-    # raises the signal again; this handler makes that a clean exit (status 0), not a kill.
+    # On SIGTERM the server drains streams, then in-flight requests (asrserve.runtime.server),
+    # then restores the previous handler and raises the signal again; this handler makes that
+    # a clean exit (status 0), not a kill.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
-    uvicorn.Server(uv_config).run(sockets=sockets)
+    DrainingServer(uv_config, drain).run(sockets=sockets)
 
 
 def _tls_files(settings: Settings) -> tuple[Path | None, Path | None]:

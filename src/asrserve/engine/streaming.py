@@ -155,6 +155,11 @@ class TwoPassSession:
     def seconds_received(self) -> float:
         return self._received / SAMPLE_RATE
 
+    @property
+    def speaking(self) -> bool:
+        """An utterance is open: the endpointer heard speech and no pause has ended it yet."""
+        return self._utterance_start is not None
+
     def feed(self, pcm: np.ndarray) -> list[Event]:
         if self._finished:
             raise RuntimeError("this session has finished; start a new one")

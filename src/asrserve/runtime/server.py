@@ -1,12 +1,29 @@
-"""`asrserve serve`: the HTTP API, the job queue's API side and the FunASR WebSocket, wired."""
+"""`asrserve serve`: the HTTP API, the job queue's API side and the FunASR WebSocket, wired.
+
+Shutdown, in order, on SIGTERM (`DrainingServer`, `asrserve.runtime.drain`):
+1. at once, in the signal handler: the drain begins; `/ready` answers 503 (`/health` stays 200)
+   and new WebSocket streams are refused with 1013;
+2. still listening, so a balancer or client sees the 503 and the refusals: each open stream
+   finishes the utterance being spoken, gets its final and is closed with 1012, all within
+   `shutdown_grace_s`;
+3. uvicorn's own graceful shutdown: it stops listening, closes idle connections and waits for
+   requests in flight until the same deadline;
+4. the lifespan's end: running jobs get what is left of it (at least a second), then go back
+   to the queue.
+So everything in flight shares one deadline, `shutdown_grace_s` after the signal.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
 
 import anyio
+import uvicorn
 from fastapi import FastAPI
 
 from asrserve.api.admission import Admission
@@ -24,17 +41,20 @@ from asrserve.runtime.components import (
     build_registry,
     watch_jobs,
 )
+from asrserve.runtime.drain import Drain
 from asrserve.runtime.locks import DataDirLock
 from asrserve.ws.server import StreamServer, StreamServerOptions
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
     """The server's application; its services are built when it starts and closed on stop.
+    `drain` is the shutting-down state its server begins on SIGTERM (`DrainingServer`).
     Raises ValueError for settings that cannot work together, DataDirLockedError when another
     server runs the embedded job runner on the same data directory."""
     options = settings.server_options()
+    drain = drain or Drain(options.shutdown_grace_s)
     job_options = settings.job_options()
     job_options.validate()
     metrics = Metrics()
@@ -67,7 +87,9 @@ def create_app(settings: Settings) -> FastAPI:
                 limits=options.limits,
             ),
             metrics,
+            drain,
         )
+        drain.add(streams.closed)
         services = Services(
             options=options,
             registry=registry,
@@ -77,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
             api_keys=ApiKeys(list(options.api_keys)),
             jobs=jobs,
             streams=streams,
+            drain=drain,
         )
         try:
             if options.preload:
@@ -89,11 +112,35 @@ def create_app(settings: Settings) -> FastAPI:
             log.info("job backends", extra=job_options.describe())
             yield services
         finally:
-            # In-flight jobs get the grace period; those still running go back to the queue.
-            await anyio.to_thread.run_sync(queue.stop, options.shutdown_grace_s)
+            # In-flight jobs get what streams and requests left of the grace period (all of it
+            # when the app stops without a signal); those still running go back to the queue.
+            await anyio.to_thread.run_sync(queue.stop, max(1.0, drain.time_left()))
             await anyio.to_thread.run_sync(store.close)
             await anyio.to_thread.run_sync(registry.close)
             if lock is not None:
                 lock.release()
 
     return create_api(options, metrics, start)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, draining the app's streams before its own graceful shutdown (steps above)."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain) -> None:
+        super().__init__(config)
+        self.drain = drain
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.drain.begin()  # before uvicorn's loop notices: /ready says 503 from now on
+        super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        log.info("draining", extra={"grace_s": self.drain.grace_s})
+        drained = asyncio.ensure_future(self.drain.finish())
+        while not drained.done() and not self.force_exit:  # a second Ctrl-C stops waiting
+            await asyncio.wait((drained,), timeout=0.1)
+        drained.cancel()
+        if self.config.timeout_graceful_shutdown is not None:
+            # One deadline for all in-flight work: requests get what the streams left of it.
+            self.config.timeout_graceful_shutdown = max(1.0, self.drain.time_left())
+        await super().shutdown(sockets)

@@ -4,6 +4,11 @@ The receive loop feeds the session in a worker thread (VAD and partial decoding 
 and hands its events to a sender task, which sends partials at once and each final as soon as
 the shared batcher has decoded it, in utterance order. A connection's failures (bad frames,
 a client that vanishes, a decode error) end that connection only.
+
+When the server drains (SIGTERM), new streams are refused and each open one ends with the
+utterance being spoken: when the VAD closes it, when the client stops sending, or at the drain's
+cut-off, whichever comes first. Its final is sent, marked `is_final`, then the stream is closed
+with 1012 (service restart) so the client reconnects, to another replica or to this one restarted.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import numpy as np
@@ -50,17 +55,42 @@ log = logging.getLogger(__name__)
 
 LINGER_S = 5.0
 """After the last result, how long to wait for a client that will close by itself."""
+DRAIN_QUIET_S = 2.0
+"""While draining, a client that sends nothing for this long has stopped speaking: its utterance
+ends there (a live client sends a frame every 60 ms or so)."""
+DRAIN_BACKLOG_S = 0.02
+"""While draining, a stream with no speech in progress ends when no frame comes within this: it
+has no backlog of frames that arrived before the drain (and might start an utterance)."""
 
-# WebSocket close codes (RFC 6455).
-NORMAL, GOING_AWAY, UNSUPPORTED, POLICY, TOO_BIG, INTERNAL, TRY_LATER = (
+# WebSocket close codes (RFC 6455 and IANA's registry).
+NORMAL, GOING_AWAY, UNSUPPORTED, POLICY, TOO_BIG, INTERNAL, RESTART, TRY_LATER = (
     1000,
     1001,
     1003,
     1008,
     1009,
     1011,
+    1012,
     1013,
 )
+RESTART_REASON = "server restarting: reconnect to go on"
+
+
+class DrainSignal(Protocol):
+    """The server's shutting-down state (`asrserve.runtime.drain.Drain`)."""
+
+    @property
+    def draining(self) -> bool: ...
+
+    def time_left(self) -> float:
+        """Seconds until the last streams must be closed."""
+        ...
+
+    def utterance_time_left(self) -> float:
+        """Seconds until utterances still being spoken are cut."""
+        ...
+
+    async def wait_begun(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,17 +110,42 @@ class StreamServer:
     """Shared by every connection: the models (through the registry) and the stream slots."""
 
     def __init__(
-        self, registry: ModelRegistry, options: StreamServerOptions, metrics: Metrics
+        self,
+        registry: ModelRegistry,
+        options: StreamServerOptions,
+        metrics: Metrics,
+        drain: DrainSignal,
     ) -> None:
         self.registry = registry
         self.options = options
         self.metrics = metrics
+        self.drain = drain
         self.active = 0
+        self._none_active = asyncio.Event()
+        self._none_active.set()
+
+    async def closed(self) -> None:
+        """Returns when no stream is open (the drain waits for this)."""
+        await self._none_active.wait()
 
     async def handle(self, websocket: WebSocket) -> None:
         offered = websocket.scope.get("subprotocols") or []
         subprotocol = "binary" if "binary" in offered else None
         await websocket.accept(subprotocol=subprotocol)
+        if self.drain.draining:
+            # 1013 (try again later), not 1012: this replica takes no new stream, while others
+            # behind the same balancer do; IANA's entry for 1013 says "connect to a different
+            # IP", which a reconnect through the balancer does, and 1012's asks for a 5-30 s
+            # wait first. FunASR's and WhisperLive's clients do not look at close codes (they
+            # show the error text, hence its sentence); clients that do see the code a full
+            # server sends (server_busy), so one retry path covers both.
+            self.metrics.track_rejected("draining")
+            await _send(websocket, error_message(
+                "", "", "The server is shutting down and takes no new stream; connect again "
+                "(another replica, or this one once restarted, will take it).", "server_draining",
+            ))  # fmt: skip
+            await websocket.close(TRY_LATER, "server shutting down: try again")
+            return
         if self.active >= self.options.max_streams:
             self.metrics.track_rejected("streams_full")
             await _send(websocket, error_message(
@@ -100,11 +155,14 @@ class StreamServer:
             await websocket.close(TRY_LATER)
             return
         self.active += 1
+        self._none_active.clear()
         self.metrics.streams_active.inc()
         try:
             await Connection(self, websocket).run()
         finally:
             self.active -= 1
+            if not self.active:
+                self._none_active.set()
             self.metrics.streams_active.dec()
 
 
@@ -131,6 +189,10 @@ class Connection:
         self.encoded = bytearray()
         self.odd_byte = b""
         self.received_s = 0.0
+        self.ending = False
+        """No utterance follows the ones queued: the last final carries is_final."""
+        self._receiving: asyncio.Future[dict[str, Any]] | None = None
+        self._drain_begun: asyncio.Future[None] | None = None
 
     @property
     def mode(self) -> str:
@@ -160,17 +222,39 @@ class Connection:
             await self._shutdown()
 
     async def _receive_loop(self) -> None:
-        options = self.server.options
+        drain = self.server.drain
+        self._drain_begun = asyncio.ensure_future(drain.wait_begun())
         while True:
-            try:
-                message = await asyncio.wait_for(self.websocket.receive(), options.idle_timeout_s)
-            except TimeoutError:
-                await self._fail(
-                    f"No data for {options.idle_timeout_s:g} s; closing the idle stream.",
-                    "idle_timeout",
-                    GOING_AWAY,
+            # One receive at a time, kept across waits: a wake-up by the drain loses no frame.
+            if self._receiving is None:
+                self._receiving = asyncio.ensure_future(self.websocket.receive())
+            if not drain.draining:
+                idle_s = self.server.options.idle_timeout_s
+                await asyncio.wait(
+                    (self._receiving, self._drain_begun),
+                    timeout=idle_s,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
-                return
+                if not self._receiving.done():
+                    if drain.draining:
+                        continue
+                    await self._fail(
+                        f"No data for {idle_s:g} s; closing the idle stream.",
+                        "idle_timeout",
+                        GOING_AWAY,
+                    )
+                    return
+            else:
+                # Draining. While someone speaks, the utterance goes on as long as audio comes,
+                # up to the drain's cut-off, so the last sentence is not lost. Otherwise the
+                # stream ends, once the frames that have already arrived are heard.
+                wait_s = DRAIN_QUIET_S if self._utterance_open() else DRAIN_BACKLOG_S
+                timeout = min(wait_s, drain.utterance_time_left())
+                await asyncio.wait((self._receiving,), timeout=timeout)
+                if not self._receiving.done():
+                    break  # the client stopped sending, or the cut-off: the utterance ends here
+            message = self._receiving.result()
+            self._receiving = None
             if message["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(message.get("code", 1000))
             if message.get("text") is not None:
@@ -178,6 +262,16 @@ class Connection:
                     return
             elif message.get("bytes") is not None:
                 await self._on_audio(message["bytes"])
+        await self._end_for_drain()
+
+    def _utterance_open(self) -> bool:
+        """Whether the stream has speech in progress that the drain lets it finish."""
+        if self.config is None or self.session is None:
+            return False
+        if not self.config.is_pcm or self.session.options.mode is Mode.OFFLINE:
+            # The whole input is one utterance, decoded at its end.
+            return bool(self.encoded) or self.session.seconds_received > 0
+        return self.session.speaking
 
     async def _on_text(self, text: str) -> bool:
         """Handles a text frame; True when the stream has ended."""
@@ -270,7 +364,9 @@ class Connection:
         for event in events:
             self.events.put_nowait((event, final))
 
-    async def _finish(self, *, ack: bool) -> None:
+    async def _flush(self) -> None:
+        """The input ended: decode what is left (encoded input, the open utterance) and send
+        every result still due."""
         session = self.session
         assert session is not None and self.config is not None
         if self.encoded:
@@ -286,12 +382,15 @@ class Connection:
         if self.sender is not None:
             await self.sender
             self.sender = None
-        if ack:
-            await _send(self.websocket, end_ack(self.mode, self.wav_name))
         log.info(
             "stream finished",
             extra={"wav_name": self.wav_name, "seconds": round(session.seconds_received, 3)},
         )
+
+    async def _finish(self, *, ack: bool) -> None:
+        await self._flush()
+        if ack:
+            await _send(self.websocket, end_ack(self.mode, self.wav_name))
         if not ack:
             # Clients that do not ask for the acknowledgement close the connection themselves
             # (FunASR's do, about 2 s after their end message); closing first makes some of them
@@ -302,6 +401,24 @@ class Connection:
                         pass
         with contextlib.suppress(RuntimeError, OSError):
             await self.websocket.close(NORMAL)
+
+    async def _end_for_drain(self) -> None:
+        """The server is shutting down and the utterance in progress has ended: send its final
+        (with is_final, as after an end message), then close with 1012 before the grace ends."""
+        self.ending = True
+        if self.session is not None:
+            try:
+                async with asyncio.timeout(self.server.drain.time_left()):
+                    await self._flush()
+            except TimeoutError:
+                log.warning("drain: last final not finished", extra={"wav_name": self.wav_name})
+                await _send(self.websocket, error_message(
+                    self.mode, self.wav_name, "The server is shutting down and could not finish "
+                    "this stream's last result in time; send that audio again.", "server_draining",
+                ))  # fmt: skip
+        log.info("stream closed by the drain", extra={"wav_name": self.wav_name})
+        with contextlib.suppress(RuntimeError, OSError):
+            await self.websocket.close(RESTART, RESTART_REASON)
 
     async def _send_events(self) -> None:
         deltas = DeltaTracker()
@@ -326,7 +443,8 @@ class Connection:
                 continue
             # The last results, flushed after the end message, carry is_final (FunASR's clients
             # wait for it); finals sent while the person still speaks do not.
-            is_final = after_end and self.events.qsize() <= 1  # only the end marker is left
+            last = after_end or self.ending
+            is_final = last and self.events.qsize() <= 1  # only the end marker is left
             message = final_message(self.mode, self.wav_name, final, is_final=is_final)
             if self.mode == Mode.ONLINE:
                 # Online clients append every text they get: send only what they lack.
@@ -343,6 +461,11 @@ class Connection:
             await self.websocket.close(close_code)
 
     async def _shutdown(self) -> None:
+        for waiting in (self._receiving, self._drain_begun):
+            if waiting is not None:
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await waiting  # done or cancelled: its outcome is retrieved, not lost
         if self.sender is not None:
             self.sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

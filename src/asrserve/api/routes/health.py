@@ -13,15 +13,22 @@ router = APIRouter(tags=["Operations"])
 
 @router.get("/health", summary="Liveness: the process answers")
 async def health() -> Health:
+    # Still 200 while draining: the process is alive and finishing its work; a failing liveness
+    # probe would have it killed before its streams and requests are done.
     return Health()
 
 
 @router.get(
-    "/ready", summary="Readiness: models loaded and room for work", response_model=Readiness
+    "/ready",
+    summary="Readiness: models loaded, room for work, not shutting down",
+    response_model=Readiness,
 )
 async def ready(services: ServicesDep) -> JSONResponse:
     loaded = sorted(m.name for m in services.registry.loaded())
     reasons = []
+    draining = services.drain.draining
+    if draining:
+        reasons.append(services.drain.reason)
     if services.options.default_model not in loaded:
         reasons.append(f"model {services.options.default_model} is not loaded yet")
     if services.admission.saturated:
@@ -32,6 +39,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
         models_loaded=loaded,
         requests_active=services.admission.active,
         requests_waiting=services.admission.waiting,
+        draining=draining,
     )
     return JSONResponse(body.model_dump(), status_code=503 if reasons else 200)
 
