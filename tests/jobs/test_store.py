@@ -13,9 +13,11 @@ import pytest
 from asrserve.engine.errors import AudioTooLargeError, EmptyAudioError, InvalidOptionError
 from asrserve.jobmodel.errors import InvalidCursorError, InvalidWebhookUrlError, JobNotFinishedError
 from asrserve.jobmodel.records import JobState, WebhookState, is_valid_job_id, new_job_id
+from asrserve.jobs.postgres import PostgresJobStore
 from asrserve.jobs.sqlite import DB_NAME, STRAY_UPLOAD_GRACE_S, SQLiteJobStore
 from asrserve.jobs.sqlstore import SqlJobStore
 from tests.jobs.conftest import AUDIO, StoreFactory, make_transcript
+from tests.support.services import PostgresServer
 
 OPTIONS = {"language": "en", "response_format": "srt", "prompt": "Zürich, naïve – ok"}
 
@@ -525,3 +527,20 @@ def test_sqlite_schema_1_is_migrated_in_place(tmp_path: Path) -> None:
     migrated = SQLiteJobStore(tmp_path)
     assert migrated.claim(job_id, "w", lease_s=60) is not None
     migrated.close()
+
+
+def test_postgres_store_works_on_a_sql_ascii_database(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    # initdb without a locale makes SQL_ASCII databases, where psycopg returns text as bytes
+    # unless the connection asks for UTF-8 (found running the Compose stack).
+    url = postgres_server.create_database("sql_ascii_jobs", encoding="SQL_ASCII")
+    store = PostgresJobStore(url, upload_dir=tmp_path / "uploads")
+    try:
+        job = store.create(b"abc", filename="naïve.wav", model="m", options={"language": "en"})
+        assert job.state is JobState.QUEUED
+        again = store.get(job.id)
+        assert again.filename == "naïve.wav"
+        assert again.options == {"language": "en"}
+    finally:
+        store.close()

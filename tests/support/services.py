@@ -156,9 +156,12 @@ class PostgresServer:
         self.stop("immediate")
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, encoding: str | None = None) -> str:
         import psycopg
 
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            if encoding:
+                conn.execute(f"CREATE DATABASE \"{name}\" ENCODING '{encoding}' TEMPLATE template0")
+            else:
+                conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)

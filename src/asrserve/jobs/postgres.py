@@ -123,6 +123,9 @@ class PostgresJobStore(SqlJobStore):
                 "row_factory": dict_row,
                 "connect_timeout": max(1, round(connect_timeout_s)),
                 "application_name": "asrserve",
+                # A database created SQL_ASCII (initdb without a locale) would otherwise hand
+                # every text column back as bytes.
+                "client_encoding": "UTF8",
             },
             timeout=connect_timeout_s,
             # A connection broken by a server restart is found and replaced before use.
