@@ -31,8 +31,8 @@ test-data: $(STAMP)
 	$(BIN)/python scripts/fetch_dev_set.py $(DEV_SET_CACHE)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts deploy
+	$(BIN)/ruff format --check src tests bench deploy
 	$(BIN)/lint-imports
 
 test: $(STAMP) test-data models lint

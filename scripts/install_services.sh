@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Installs the Debian servers the scale-out tests start themselves on loopback:
-# redis-server (the Celery broker) and postgresql (the shared job store). Idempotent and quiet:
-# does nothing when both are there. The tests never use a system-wide running instance.
+# Installs the Debian servers and tools the tests start themselves on loopback: redis-server (the
+# Celery broker) and postgresql (the shared job store) for the scale-out tests; docker.io,
+# docker-compose and debootstrap for the image and Compose tests (their daemon runs without
+# bridge networks); prometheus for promtool. Idempotent and quiet: does nothing when all are
+# there. No system service is started (policy-rc.d); the tests never use a system-wide instance.
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
 fi
@@ -45,3 +51,6 @@ if [[ $status -ne 0 ]]; then
 fi
 command -v redis-server >/dev/null 2>&1 || { echo "install_services.sh: redis-server still missing" >&2; exit 1; }
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || { echo "install_services.sh: PostgreSQL still missing" >&2; exit 1; }
+for tool in dockerd docker-compose debootstrap promtool; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "install_services.sh: $tool still missing" >&2; exit 1; }
+done

@@ -168,6 +168,14 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: object) -> object:
+        # Compose and Helm pass an unset secret as an empty variable: that means unsigned.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("languages", mode="before")
     @classmethod
     def _language_list(cls, value: object) -> object:
