@@ -33,8 +33,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+# `python bench/load.py` puts bench/ first on sys.path, where bench/http.py would shadow the
+# standard library's `http`; the repository root in its place also makes `tests` importable.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(REPO)
 
 import httpx  # noqa: E402
 from tests.e2e.server import start_server  # noqa: E402
@@ -192,7 +194,8 @@ Regenerate with `.venv/bin/python bench/load.py` on a quiet machine.
 
 {table(rows)}
 
-- Latency is Locust's: from the request sent to the whole answer received, upload included.
+- Latency is Locust's: from the request sent to the whole answer received, upload included;
+  its percentiles are rounded to two significant figures, so p99 may print above max.
 - *× first target*: requests per second against the first target at the same user count.
 """
 

