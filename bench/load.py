@@ -179,8 +179,9 @@ Regenerate with `.venv/bin/python bench/load.py` on a quiet machine.
 
 - Workload: `bench/locustfile.py`; each user posts the development set's ordinary English clips
   (at most 15 s, {os.environ.get("LOCUST_CLIPS", "40")} clips, shuffled per user), alternating
-  `POST /api/v1/recognize` (the seed's endpoint) and `POST /v1/audio/transcriptions` (language
-  `en`), 50–200 ms apart; a request fails unless it answers 200 with text.
+  `POST /api/v1/recognize` (the seed's endpoint, no language given, as its clients send it:
+  the language is detected) and `POST /v1/audio/transcriptions` (language `en`), 50–200 ms
+  apart; a request fails unless it answers 200 with text.
 - Levels: {", ".join(map(str, args.users))} users, each for {args.run_time} s, at most
   {os.environ.get("LOCUST_MAX_REQUESTS", "40")} requests per user; Locust on the same machine.
 - Targets: {", ".join(args.targets)}. `local` is one `asrserve serve` (whisper-base, int8,
