@@ -50,6 +50,7 @@ bench: $(STAMP) test-data models
 	$(BIN)/python bench/http.py
 	$(BIN)/python bench/clip_length.py
 	$(BIN)/python bench/jobs.py --repeat 2
+	$(BIN)/python bench/load.py
 	$(BIN)/python bench/offline.py --subset es_prompts --language auto \
 		--output docs/benchmarks-languages.md
 	$(BIN)/python bench/offline.py --subset es_prompts --language auto --languages en,es \
