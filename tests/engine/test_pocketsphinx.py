@@ -10,7 +10,7 @@ import pocketsphinx
 import pytest
 
 from asrserve.engine.audio import decode
-from asrserve.engine.engines.base import SAMPLE_RATE, Engine
+from asrserve.engine.engines.base import SAMPLE_RATE, Engine, IncrementalEngine
 from asrserve.engine.engines.pocketsphinx import PocketSphinxEngine
 from asrserve.engine.errors import ModelNotFoundError, UnsupportedLanguageError
 from asrserve.engine.options import DecodeOptions
@@ -69,6 +69,7 @@ def text_of(segments: list[Segment]) -> str:
 
 def test_satisfies_the_engine_protocol(engine: PocketSphinxEngine) -> None:
     assert isinstance(engine, Engine)
+    assert isinstance(engine, IncrementalEngine)
     assert engine.info.name == "pocketsphinx"
     assert engine.info.model == "pocketsphinx-en"
     assert engine.info.languages == frozenset({"en"})

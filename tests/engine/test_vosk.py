@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from asrserve.engine.audio import decode
-from asrserve.engine.engines.base import SAMPLE_RATE, Engine
+from asrserve.engine.engines.base import SAMPLE_RATE, Engine, IncrementalEngine
 from asrserve.engine.engines.vosk import VoskEngine
 from asrserve.engine.errors import (
     InvalidOptionError,
@@ -87,6 +87,17 @@ def test_satisfies_the_engine_protocol(engine: VoskEngine) -> None:
     assert engine.info.max_chunk_s >= 600
     guess = engine.detect_language([np.zeros(SAMPLE_RATE, np.float32)])
     assert (guess.language, guess.probability) == ("ko", 1.0)
+
+
+def test_streams_the_way_every_incremental_engine_does(engine: VoskEngine) -> None:
+    # The stream server opens every partial engine's stream with `final_pass`; Vosk once took
+    # no such argument, and ASRSERVE_PARTIAL_MODEL=vosk-ko failed every stream with a TypeError.
+    assert isinstance(engine, IncrementalEngine)
+    second = np.zeros(SAMPLE_RATE, np.float32)
+    for final_pass in (True, False):
+        with engine.open_stream(final_pass=final_pass) as stream:
+            assert stream.accept(second) == ""
+            assert stream.finish() == []
 
 
 def test_decodes_real_speech_into_timed_segments(decoded: list[list[Segment]], jfk: Clip) -> None:

@@ -7,15 +7,14 @@ clients (their default is 10095): one application, one lifespan, one signal hand
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import socket
-import sys
 from pathlib import Path
 from types import FrameType
 
 import typer
 
+from asrserve.cli.leave import leave
 from asrserve.cli.tls import ensure_self_signed
 from asrserve.config import Settings, load_settings
 from asrserve.observability.logging import configure_logging
@@ -99,11 +98,6 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
-    # By now the lifespan has run: jobs handed back, the store closed, models released. A
-    # normal interpreter exit would then destroy CTranslate2's native thread pools while a
-    # handed-back decode may still be inside one (C++ terminate, SIGABRT); nothing is left to
-    # clean up, so leave at once.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    # uvicorn raises the signal again once the lifespan has run (jobs handed back, the store
+    # closed, models released): that is a clean exit.
+    leave(0)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import typer
 
+from asrserve.cli.leave import leave
 from asrserve.config import load_settings
 from asrserve.observability.logging import configure_logging
 
@@ -44,11 +42,7 @@ def worker(
     except ValueError as exc:
         typer.echo(f"asrserve worker: {exc}", err=True)
         raise typer.Exit(2) from None
-    # As `serve` does: leave without tearing down CTranslate2's native pools under a thread.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    leave(status)
 
 
 def _check(host: str, port: int) -> int:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import replace
-from typing import Protocol
 
 import numpy as np
 
 from asrserve.engine.batching import DynamicBatcher
-from asrserve.engine.engines.base import SAMPLE_RATE
+from asrserve.engine.engines.base import SAMPLE_RATE, IncrementalStream
 from asrserve.engine.options import DecodeOptions
 from asrserve.engine.types import Segment
 
@@ -70,16 +69,10 @@ def _text(segments: list[Segment]) -> str:
     return " ".join(s.text.strip() for s in segments if s.text.strip())
 
 
-class _IncrementalStream(Protocol):
-    def accept(self, audio: np.ndarray) -> str: ...
-    def finish(self) -> list[Segment]: ...
-    def close(self) -> None: ...
-
-
 class IncrementalPartials:
     """Wraps an engine stream (`PocketSphinxEngine.open_stream`, `VoskEngine.open_stream`)."""
 
-    def __init__(self, stream: _IncrementalStream) -> None:
+    def __init__(self, stream: IncrementalStream) -> None:
         self.stream = stream
 
     def update(self, utterance: np.ndarray, new_audio: np.ndarray) -> str:

@@ -455,7 +455,7 @@ class SqlJobStore:
         )
 
     def claim_next(self, worker_id: str, *, lease_s: float | None = None) -> Job | None:
-        poisoned: list[str] = []
+        ended: list[tuple[str, JobState]] = []
         claimed = None
         with self._write() as db:
             while claimed is None:
@@ -468,10 +468,10 @@ class SqlJobStore:
                     break
                 if row["attempts"] >= self.max_attempts:
                     self._fail_crashed(db, row["id"], row["attempts"], QUEUED)
-                    poisoned.append(row["id"])
+                    ended.append((row["id"], JobState.FAILED))
                     continue
                 claimed = self._start(db, row["id"], worker_id, lease_s)
-        self._forget_poisoned(poisoned)
+        self._forget_ended(ended)
         return self._job(claimed) if claimed is not None else None
 
     def claim(self, job_id: str, worker_id: str, *, lease_s: float) -> Job | None:
@@ -480,7 +480,7 @@ class SqlJobStore:
         finished, unknown, or held by a live lease; a job out of attempts is failed instead."""
         if not is_valid_job_id(job_id):
             return None
-        poisoned: list[str] = []
+        ended: list[tuple[str, JobState]] = []
         claimed = None
         with self._write() as db:
             row = db.execute(
@@ -499,18 +499,23 @@ class SqlJobStore:
                 return None
             if expired and row["cancel_requested"]:
                 self._finish(db, job_id, JobState.CANCELLED)
-                poisoned.append(job_id)
+                ended.append((job_id, JobState.CANCELLED))
             elif row["attempts"] >= self.max_attempts:
                 self._fail_crashed(db, job_id, row["attempts"], row["state"])
-                poisoned.append(job_id)
+                ended.append((job_id, JobState.FAILED))
             else:
                 claimed = self._start(db, job_id, worker_id, lease_s)
-        self._forget_poisoned(poisoned)
+        self._forget_ended(ended)
         return self._job(claimed) if claimed is not None else None
 
-    def _forget_poisoned(self, job_ids: list[str]) -> None:
-        for job_id in job_ids:
-            log.error("job finished without running", extra={"job_id": job_id})
+    def _forget_ended(self, jobs: list[tuple[str, JobState]]) -> None:
+        """Jobs a claim finished instead of running: out of attempts (an error: each attempt
+        ended its worker), or cancelled while their worker was gone (as asked)."""
+        for job_id, state in jobs:
+            if state is JobState.CANCELLED:
+                log.info("job cancelled while its worker was gone", extra={"job_id": job_id})
+            else:
+                log.error("job failed: out of attempts", extra={"job_id": job_id})
             self._remove_upload(job_id)
 
     def renew_lease(self, job_id: str, worker_id: str, lease_s: float) -> bool:

@@ -25,7 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from asrserve.engine.audio import decode as decode_audio
 from asrserve.engine.audio import pcm16_to_float32, resample
-from asrserve.engine.engines.base import SAMPLE_RATE
+from asrserve.engine.engines.base import SAMPLE_RATE, IncrementalEngine
 from asrserve.engine.errors import AsrError
 from asrserve.engine.options import AudioLimits, DecodeOptions, parse_hotwords
 from asrserve.engine.partials import IncrementalPartials, WhisperPartials
@@ -318,10 +318,9 @@ class Connection:
         name = self.server.options.partial_model
         self.partial_model = self.server.registry.acquire(name)
         engine = self.partial_model.engine
-        open_stream = getattr(engine, "open_stream", None)
-        if open_stream is not None:
+        if isinstance(engine, IncrementalEngine):
             # Incremental engines: online finals come from their own end-of-utterance pass.
-            return IncrementalPartials(open_stream(final_pass=mode is Mode.ONLINE))
+            return IncrementalPartials(engine.open_stream(final_pass=mode is Mode.ONLINE))
         interval = self.server.options.streaming.partial_interval_s
         return WhisperPartials(self.partial_model.batcher, decode, interval_s=interval)
 

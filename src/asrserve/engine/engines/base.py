@@ -54,6 +54,30 @@ class Engine(Protocol):
         ...
 
 
+class IncrementalStream(Protocol):
+    """One live audio stream of an incremental engine (`IncrementalEngine.open_stream`)."""
+
+    def accept(self, audio: np.ndarray) -> str:
+        """Decode more audio (16 kHz mono float32); the utterance's text so far."""
+        ...
+
+    def finish(self) -> list[Segment]:
+        """End the utterance: its segments. The stream is then ready for the next one."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class IncrementalEngine(Engine, Protocol):
+    """An engine that also decodes a live stream as it arrives (PocketSphinx, Vosk)."""
+
+    def open_stream(self, *, final_pass: bool = True) -> IncrementalStream:
+        """Start decoding one live stream. With `final_pass`, each `finish()` returns what the
+        batch path would decode for the utterance, not the last live hypothesis."""
+        ...
+
+
 class ClosingStream:
     """`with engine.open_stream() as stream:` for the incremental engines' streams."""
 

@@ -114,8 +114,11 @@ class VoskEngine:
             results.append(collector.finish(origin=0.0))
         return results
 
-    def open_stream(self) -> VoskStream:
-        """Start incremental decoding of one live audio stream (a recogniser of its own)."""
+    def open_stream(self, *, final_pass: bool = True) -> VoskStream:
+        """Start incremental decoding of one live audio stream (a recogniser of its own).
+        `final_pass` changes nothing here: Kaldi's end-of-utterance result already is what the
+        batch path decodes (the stream feeds the same blocks)."""
+        del final_pass
         return VoskStream(self._recognizer())
 
     def _recognizer(self) -> vosk.KaldiRecognizer:
