@@ -20,7 +20,6 @@ import pytest
 
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.wer import word_errors
-from tests.e2e.test_websocket import config, finals, pcm_of, session
 from tests.support.compose_stack import (
     COMPOSE,
     DEPLOY,
@@ -32,6 +31,7 @@ from tests.support.compose_stack import (
     running_stack,
 )
 from tests.support.docker import DockerDaemon
+from tests.support.funasr import config, finals, pcm_of, session
 
 
 def _compose_config(*files: Path, env: dict[str, str], profile: str | None = None) -> None:

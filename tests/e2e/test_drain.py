@@ -21,40 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from asrserve.engine.audio import decode, float32_to_pcm16
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.wer import word_errors
 from tests.e2e.server import ServerProcess, start_server
+from tests.support.funasr import FRAME, config, pcm_of
 
-FRAME = 1920  # bytes: 60 ms of 16 kHz s16le, what FunASR's clients send
 SECOND = 32000  # bytes of s16le at 16 kHz
 WAIT_S = 120.0  # for anything the server does: far more than it needs
-
-
-def config(name: str) -> str:
-    return json.dumps(
-        {
-            "mode": "2pass",
-            "chunk_size": [5, 10, 5],
-            "chunk_interval": 10,
-            "wav_name": name,
-            "wav_format": "pcm",
-            "audio_fs": 16000,
-            "is_speaking": True,
-            "itn": True,
-        }
-    )
-
-
-def pcm(clip: Clip, *, lead: float = 0.5, tail: float = 0.0) -> bytes:
-    silence = [np.zeros(int(lead * 16000), np.float32), np.zeros(int(tail * 16000), np.float32)]
-    return float32_to_pcm16(np.concatenate([silence[0], decode(clip.audio), silence[1]]))
 
 
 def frames(audio: bytes) -> list[bytes]:
@@ -89,7 +67,7 @@ class Stream:
         ws = await websockets.connect(url, subprotocols=["binary"], max_size=None)
         stream = cls(ws)
         stream._reader = asyncio.create_task(stream._read())
-        await ws.send(config(name))
+        await ws.send(config(wav_name=name))
         return stream
 
     async def _read(self) -> None:
@@ -127,7 +105,7 @@ class Stream:
 async def refused(url: str) -> tuple[dict[str, Any], int | None, str]:
     async with websockets.connect(url, subprotocols=["binary"]) as ws:
         with contextlib.suppress(ConnectionClosed):  # the refusal may come first
-            await ws.send(config("latecomer"))
+            await ws.send(config(wav_name="latecomer"))
         message = json.loads(await asyncio.wait_for(ws.recv(), WAIT_S))
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), WAIT_S)
@@ -163,8 +141,8 @@ def test_sigterm_lets_open_streams_finish_their_utterance_and_refuses_new_ones(
     # are being spoken, whatever the machine's speed.
     whole = clip(en_clips, "psx-librivox-0870")
     halted = clip(en_clips, "psx-librivox-0890")
-    talking_audio = frames(pcm(whole, tail=1.5))
-    halted_audio = frames(pcm(halted))
+    talking_audio = frames(pcm_of(whole, tail=1.5))
+    halted_audio = frames(pcm_of(halted, tail=0.0))
     before = int(3.5 * SECOND / FRAME)  # 3 s into each utterance
     url = ws_url(server)
 
@@ -177,7 +155,7 @@ def test_sigterm_lets_open_streams_finish_their_utterance_and_refuses_new_ones(
             assert (await http.get("/ready")).status_code == 200
             # A first stream loads the partial model, so these start at once.
             warm_up = await Stream.open(url, "warm-up")
-            await warm_up.send(frames(pcm(clip(en_clips, "psx-cards-001"), tail=1.0)))
+            await warm_up.send(frames(pcm_of(clip(en_clips, "psx-cards-001"), tail=1.0)))
             await warm_up.ws.send(json.dumps({"is_speaking": False, "is_end": True}))
             assert (await warm_up.closed())[0] == 1000 and warm_up.finals()
             talking = await Stream.open(url, "talking")
@@ -276,7 +254,7 @@ def test_an_utterance_still_spoken_at_the_cut_off_is_cut_there_and_its_final_sen
     server = start_server(tmp_path, name="cutoff", shutdown_grace_s=str(grace_s))
     stopped_after.append(server)
     monologue = clip(en_clips, "mfa-cold_corpus3")  # 22 s of talk without a pause
-    audio = frames(pcm(monologue, lead=0.0))
+    audio = frames(pcm_of(monologue, lead=0.0, tail=0.0))
     before = int(3.0 * SECOND / FRAME)  # 2 s into the talk
 
     async def scenario() -> tuple[Stream, float]:
