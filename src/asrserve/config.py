@@ -30,6 +30,7 @@ from asrserve.engine.options import (
 )
 from asrserve.engine.registry import EngineSettings
 from asrserve.jobs.options import JobOptions
+from asrserve.ws.load import LoadOptions
 
 CONFIG_ENV = "ASRSERVE_CONFIG"
 # The file given with --config, for the duration of one load_settings call: pydantic-settings
@@ -38,6 +39,7 @@ _LANGUAGES = LanguageOptions()  # the defaults' one home
 _BATCHING = BatchingOptions()
 _SERVER = ServerOptions()
 _JOBS = JobOptions()
+_LOAD = LoadOptions()
 
 _config_file: ContextVar[Path | None] = ContextVar("asrserve_config_file", default=None)
 
@@ -150,9 +152,18 @@ class Settings(BaseSettings):
     partial_model: str = Field(
         "whisper-tiny.en", description="Live partials: whisper-tiny.en or pocketsphinx-en."
     )
-    max_streams: int = Field(16, ge=1, description="Open WebSocket streams; more are refused.")
+    max_streams: int | Literal["auto"] = Field(
+        "auto",
+        description="Open WebSocket streams at most; auto: as many as keep up with real time "
+        "(new ones are refused while the models fall behind).",
+    )
     stream_idle_timeout_s: float = Field(
         300.0, gt=0, description="Close a stream silent this long."
+    )
+    stream_overloaded_lag_s: float = Field(
+        _LOAD.overloaded_lag_s,
+        gt=0,
+        description="Close a stream this far behind real time with server_overloaded.",
     )
     stream_port: int | None = Field(
         None, ge=1, le=65535, description="Also listen here (FunASR's clients default to 10095)."
@@ -243,9 +254,12 @@ class Settings(BaseSettings):
             request_timeout_s=self.request_timeout_s,
             shutdown_grace_s=self.shutdown_grace_s,
             partial_model=self.partial_model,
-            max_streams=self.max_streams,
+            max_streams=None if self.max_streams == "auto" else self.max_streams,
             stream_idle_timeout_s=self.stream_idle_timeout_s,
         )
+
+    def stream_load(self) -> LoadOptions:
+        return LoadOptions(overloaded_lag_s=self.stream_overloaded_lag_s)
 
     def job_options(self) -> JobOptions:
         return JobOptions(

@@ -7,6 +7,7 @@ forms, the compatibility traps real clients depend on, and robustness.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -336,3 +337,41 @@ def test_a_full_server_refuses_clearly(tight: ServerProcess, jfk: Clip) -> None:
     refusal, code = run(two())
     assert refusal["code"] == "server_busy" and "limit of 1" in refusal["error"]
     assert code == 1013
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    # Any final takes longer to decode than 20 ms: every stream that speaks falls "behind".
+    proc = start_server(
+        tmp_path_factory.mktemp("impatient"), name="impatient", stream_overloaded_lag_s="0.02"
+    )
+    yield proc
+    proc.stop()
+
+
+def test_a_stream_that_falls_behind_gets_server_overloaded_not_a_timeout(
+    impatient: ServerProcess, jfk: Clip
+) -> None:
+    async def behind() -> tuple[list[dict[str, Any]], int | None]:
+        messages: list[dict[str, Any]] = []
+        async with websockets.connect(ws_url(impatient), subprotocols=["binary"]) as ws:
+            await ws.send(config())
+            audio = pcm_of(jfk, tail=4.0)
+            with contextlib.suppress(ConnectionClosed):
+                # A microphone's pace: the server's schedule for this stream is the wall clock.
+                for i in range(0, len(audio), FRAME):
+                    await ws.send(audio[i : i + FRAME])
+                    await asyncio.sleep(0.06)
+            with contextlib.suppress(ConnectionClosed):
+                async for raw in ws:
+                    messages.append(json.loads(raw))
+            return messages, ws.close_code
+
+    messages, code = run(behind())
+    errors = [m for m in messages if "code" in m]
+    assert errors and errors[-1]["code"] == "server_overloaded", messages
+    assert "behind real time" in errors[-1]["error"]
+    assert code == 1013, "try again later, never 1011 or a keepalive timeout"
+    scrape = httpx.get(f"{impatient.url}/metrics", timeout=30).text
+    assert 'asrserve_requests_rejected_total{reason="stream_overloaded"} 1.0' in scrape
+    assert "asrserve_stream_load_level" in scrape and "asrserve_stream_final_seconds" in scrape

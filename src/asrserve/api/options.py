@@ -31,7 +31,8 @@ class ServerOptions:
     shutdown_grace_s: float = 30.0
     partial_model: str = "whisper-tiny.en"
     """Cheap model for live partials on the WebSocket (a Whisper name, or pocketsphinx-en)."""
-    max_streams: int = 16
+    max_streams: int | None = None
+    """None: as many as the live load admits (`ws.server.StreamServerOptions.max_streams`)."""
     stream_idle_timeout_s: float = 300.0
     preload: bool = True
     """Load the default model at start-up, so the first request does not pay for it."""

@@ -109,6 +109,8 @@ class DynamicBatcher:
         `packable=False` keeps each chunk in a window of its own: for speech a shared window
         already lost once, or audio whose no-speech verdict must be its own.
         """
+        # A fitted window is already as short as its chunk: nothing to share.
+        packable = packable and not options.fitted
         items = [_Item(chunk, options, Future(), packable) for chunk in chunks]
         if not items:
             return []
@@ -123,6 +125,15 @@ class DynamicBatcher:
     def pending(self) -> int:
         with self._cond:
             return len(self._queue)
+
+    def lag_s(self, now: float | None = None) -> float:
+        """How long the oldest chunk still queued has waited (0 when none waits): how far
+        this model is behind the work given to it."""
+        now = time.monotonic() if now is None else now
+        with self._cond:
+            if not self._queue:
+                return 0.0
+            return max(0.0, now - min(item.enqueued for item in self._queue))
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Stop taking work, fail what was not started, wait for the running batch."""

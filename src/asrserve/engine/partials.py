@@ -11,34 +11,60 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import replace
+from typing import Protocol
 
 import numpy as np
 
-from asrserve.engine.batching import DynamicBatcher
 from asrserve.engine.engines.base import SAMPLE_RATE, IncrementalStream
 from asrserve.engine.options import DecodeOptions
 from asrserve.engine.types import Segment
 
 
+class ChunkSubmitter(Protocol):
+    """Where partial decodes go: the partial model's `DynamicBatcher` (or a test's own)."""
+
+    def submit(self, audio: np.ndarray, options: DecodeOptions) -> Future[list[Segment]]: ...
+
+
+class PartialPace(Protocol):
+    """The server's load, as re-decoding partial decoders see it (`ws.load.LiveLoad`)."""
+
+    def partial_interval(self, normal_s: float) -> float | None:
+        """The audio to wait for between re-decodes now; None: no partials for now."""
+        ...
+
+    def skipped_partial(self) -> None: ...
+
+
 class WhisperPartials:
     """Never blocks the stream: at most one re-decode in flight; its text is picked up by a
-    later `update`. Under load a stream gets fewer partials, never falls behind real time."""
+    later `update`. Under load a stream gets fewer partials (`pace`), or none, never falls
+    behind real time."""
 
     def __init__(
-        self, batcher: DynamicBatcher, decode: DecodeOptions, *, interval_s: float = 0.5
+        self,
+        batcher: ChunkSubmitter,
+        decode: DecodeOptions,
+        *,
+        interval_s: float,
+        fitted_pad_s: float | None,
+        pace: PartialPace | None = None,
     ) -> None:
         self.batcher = batcher
+        self.pace = pace
         # Partials are replaced within half a second: greedy and unaligned is what they need.
         # A greedy decode of a word or two that has only begun often looks failed; the final
         # pass judges non-speech, a partial shows its tentative text.
         self.decode = replace(
             decode, beam_size=1, temperatures=(0.0,), word_timestamps=False,
             split_segments=False, language=decode.language or "en",
-            failed_no_speech_threshold=None,
+            failed_no_speech_threshold=None, fitted_window_pad_s=fitted_pad_s,
         )  # fmt: skip
+        self.interval_s = interval_s
         self.interval = int(interval_s * SAMPLE_RATE)
         self._pending: Future[list[Segment]] | None = None
         self._submitted = 0  # utterance samples the last re-decode covered
+        self._skipped = 0  # utterance samples at the last partial counted as skipped
         self._last = ""
 
     def update(self, utterance: np.ndarray, new_audio: np.ndarray) -> str:
@@ -46,9 +72,23 @@ class WhisperPartials:
             if not self._pending.cancelled() and self._pending.exception() is None:
                 self._last = _text(self._pending.result())
             self._pending = None
-        if self._pending is None and utterance.size - self._submitted >= self.interval:
+        waited = utterance.size - self._submitted
+        if waited < self.interval:
+            return self._last  # load only ever makes partials rarer
+        interval_s = self.pace.partial_interval(self.interval_s) if self.pace else self.interval_s
+        if (
+            self._pending is None
+            and interval_s is not None
+            and waited >= int(interval_s * SAMPLE_RATE)
+        ):
             self._pending = self.batcher.submit(utterance.copy(), self.decode)
             self._submitted = utterance.size
+        elif utterance.size - max(self._submitted, self._skipped) >= self.interval:
+            # A partial was due at the normal pace, and load (or the last one, still
+            # decoding) held it back: counted once per interval of audio.
+            self._skipped = utterance.size
+            if self.pace is not None:
+                self.pace.skipped_partial()
         return self._last
 
     def finish_utterance(self, utterance: np.ndarray) -> str:
@@ -59,7 +99,7 @@ class WhisperPartials:
     def reset(self) -> None:
         if self._pending is not None:
             self._pending.cancel()
-        self._pending, self._submitted, self._last = None, 0, ""
+        self._pending, self._submitted, self._skipped, self._last = None, 0, 0, ""
 
     def close(self) -> None:
         self.reset()

@@ -43,6 +43,9 @@ class StreamingOptions:
     mode: Mode = Mode.TWO_PASS
     partial_interval_s: float = 0.5
     """How much new audio a re-decoding partial decoder waits for before it decodes again."""
+    partial_fitted_pad_s: float | None = 2.0
+    """A re-decoding partial decoder decodes the utterance so far in a window fitted to it plus
+    this much silence (`DecodeOptions.fitted_window_pad_s`), not a padded 30 s one; None pads."""
     endpointing: EndpointerOptions = field(default_factory=EndpointerOptions)
     max_offline_s: float = 3600.0
     """Offline mode keeps the whole input: this bounds its memory."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,13 +20,26 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStats:
+    """The live path's state, read at scrape time (`ws.server.StreamServer.stats`)."""
+
+    limit: int
+    """Streams admitted at most (with `max_streams` auto, the memory bound)."""
+    load_level: int
+    """0 normal, 1 fewer partials, 2 finals only, 3 new streams refused."""
+    backlog_s: float
+    """The most an open stream is behind its real-time schedule."""
+    partials_skipped: int
 
 
 class _CallbackGauges(Collector):
@@ -36,6 +50,7 @@ class _CallbackGauges(Collector):
         self.jobs_by_state: Callable[[], Mapping[str, int]] = dict
         self.oldest_job_queued_at: Callable[[], float | None] = lambda: None
         self.worker_jobs: Callable[[], tuple[int, int] | None] = lambda: None
+        self.streams: Callable[[], StreamStats | None] = lambda: None
 
     def collect(self):  # type: ignore[no-untyped-def]  # prometheus' own signature
         depth = GaugeMetricFamily(
@@ -76,6 +91,29 @@ class _CallbackGauges(Collector):
             )
             slots.add_metric([], capacity)
             yield slots
+        streams = self.streams()
+        if streams is not None:
+            yield from _stream_families(streams)
+
+
+def _stream_families(stats: StreamStats):  # type: ignore[no-untyped-def]  # as collect()
+    for name, text, value in (
+        ("asrserve_stream_limit", "Streams admitted at most.", stats.limit),
+        ("asrserve_stream_load_level",
+         "Live load: 0 normal, 1 fewer partials, 2 finals only, 3 new streams refused.",
+         stats.load_level),
+        ("asrserve_stream_backlog_seconds",
+         "The most an open stream is behind its real-time schedule.", stats.backlog_s),
+    ):  # fmt: skip
+        family = GaugeMetricFamily(name, text)
+        family.add_metric([], value)
+        yield family
+    skipped = CounterMetricFamily(
+        "asrserve_stream_partials_skipped",
+        "Live partials due but not decoded because the server was behind.",
+    )
+    skipped.add_metric([], stats.partials_skipped)
+    yield skipped
 
 
 class Metrics:
@@ -130,6 +168,11 @@ class Metrics:
         self.streams_active = Gauge(
             "asrserve_streams_active", "Open real-time WebSocket streams.", registry=self.registry
         )
+        self.stream_final_seconds = Histogram(
+            "asrserve_stream_final_seconds",
+            "From when a stream's final was due (its audio heard, its pause ended) to its send.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30), registry=self.registry,
+        )  # fmt: skip
         self.jobs_finished = Counter(
             "asrserve_jobs_finished", "Jobs that reached a final state.", ["state"],
             registry=self.registry,
@@ -158,6 +201,9 @@ class Metrics:
     def track_rejected(self, reason: str) -> None:
         self.rejected.labels(reason).inc()
 
+    def track_stream_final(self, seconds: float) -> None:
+        self.stream_final_seconds.observe(seconds)
+
     def track_job_finished(self, state: str) -> None:
         self.jobs_finished.labels(state).inc()
 
@@ -168,6 +214,7 @@ class Metrics:
         jobs_by_state: Callable[[], Mapping[str, int]] | None = None,
         oldest_job_queued_at: Callable[[], float | None] | None = None,
         worker_jobs: Callable[[], tuple[int, int]] | None = None,
+        streams: Callable[[], StreamStats] | None = None,
     ) -> None:
         """Read these at scrape time. `worker_jobs`: (running, slots) of a worker process."""
         if queue_depth is not None:
@@ -178,6 +225,8 @@ class Metrics:
             self._gauges.oldest_job_queued_at = oldest_job_queued_at
         if worker_jobs is not None:
             self._gauges.worker_jobs = worker_jobs
+        if streams is not None:
+            self._gauges.streams = streams
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

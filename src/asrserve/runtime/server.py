@@ -85,6 +85,7 @@ def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
                 max_streams=options.max_streams,
                 idle_timeout_s=options.stream_idle_timeout_s,
                 limits=options.limits,
+                load=settings.stream_load(),
             ),
             metrics,
             drain,

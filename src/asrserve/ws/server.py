@@ -38,7 +38,8 @@ from asrserve.engine.streaming import (
     StreamingOptions,
     TwoPassSession,
 )
-from asrserve.observability.metrics import Metrics
+from asrserve.observability.metrics import Metrics, StreamStats
+from asrserve.ws.load import LiveLoad, LoadOptions, StreamLag
 from asrserve.ws.protocol import (
     ClientConfig,
     DeltaTracker,
@@ -98,12 +99,19 @@ class StreamServerOptions:
     final_model: str = "whisper-base"
     partial_model: str = "whisper-tiny.en"
     """Cheap model for live partials: a Whisper name (re-decoding) or pocketsphinx-en."""
-    max_streams: int = 16
+    max_streams: int | None = None
+    """Open streams at most; None (`auto`): as many as the live load admits (`load`), up to
+    `AUTO_MAX_STREAMS`."""
     idle_timeout_s: float = 300.0
     """A connection that sends nothing for this long is closed (pings keep it alive)."""
     max_frame_bytes: int = 1 << 20
     limits: AudioLimits = field(default_factory=AudioLimits)
     streaming: StreamingOptions = field(default_factory=StreamingOptions)
+    load: LoadOptions = field(default_factory=LoadOptions)
+
+
+AUTO_MAX_STREAMS = 256
+"""With `max_streams` auto, the load refuses streams long before this; it bounds memory."""
 
 
 class StreamServer:
@@ -120,9 +128,35 @@ class StreamServer:
         self.options = options
         self.metrics = metrics
         self.drain = drain
+        self.load = LiveLoad(self._lag, options.load)
+        metrics.watch(streams=self.stats)
         self.active = 0
+        self.connections: set[Connection] = set()
         self._none_active = asyncio.Event()
         self._none_active.set()
+
+    def _lag(self) -> float:
+        """How far behind the models the live path uses are (HTTP requests share them)."""
+        names = (self.options.final_model, self.options.partial_model)
+        return max(
+            (m.batcher.lag_s() for m in self.registry.loaded() if m.name in names), default=0.0
+        )
+
+    @property
+    def limit(self) -> int:
+        return self.options.max_streams or AUTO_MAX_STREAMS
+
+    def backlog_s(self) -> float:
+        """The most any open stream is behind its real-time schedule."""
+        return max((c.lag.lag_s() for c in self.connections), default=0.0)
+
+    def stats(self) -> StreamStats:
+        return StreamStats(
+            limit=self.limit,
+            load_level=int(self.load.level()),
+            backlog_s=self.backlog_s(),
+            partials_skipped=self.load.partials_skipped,
+        )
 
     async def closed(self) -> None:
         """Returns when no stream is open (the drain waits for this)."""
@@ -146,20 +180,28 @@ class StreamServer:
             ))  # fmt: skip
             await websocket.close(TRY_LATER, "server shutting down: try again")
             return
-        if self.active >= self.options.max_streams:
-            self.metrics.track_rejected("streams_full")
+        if self.active >= self.limit or not self.load.accepts_streams:
+            full = self.active >= self.limit
+            self.metrics.track_rejected("streams_full" if full else "streams_behind")
+            why = (
+                f"The server is at its limit of {self.limit} streams"
+                if full
+                else "The server is behind on the streams it has"
+            )
             await _send(websocket, error_message(
-                "", "", f"The server is at its limit of {self.options.max_streams} streams; "
-                "retry in a few seconds.", "server_busy",
+                "", "", f"{why}; retry in a few seconds.", "server_busy",
             ))  # fmt: skip
-            await websocket.close(TRY_LATER)
+            await websocket.close(TRY_LATER, "server busy: try again")
             return
         self.active += 1
         self._none_active.clear()
         self.metrics.streams_active.inc()
+        connection = Connection(self, websocket)
+        self.connections.add(connection)
         try:
-            await Connection(self, websocket).run()
+            await connection.run()
         finally:
+            self.connections.discard(connection)
             self.active -= 1
             if not self.active:
                 self._none_active.set()
@@ -176,7 +218,16 @@ async def _send(websocket: WebSocket, message: dict[str, Any]) -> bool:
     return True
 
 
+class StreamOverloadedError(Exception):
+    """The stream fell further behind real time than the load options allow."""
+
+
 class Connection:
+    """One stream. The receive loop only reads frames and queues their audio; a feeder task
+    runs the session on it, all that has queued in one go, in a worker thread; a sender task
+    sends the results. So the loop never waits on decoding: pings and the end message are read
+    however busy the models are, and a stream that falls behind is told so."""
+
     def __init__(self, server: StreamServer, websocket: WebSocket) -> None:
         self.server = server
         self.websocket = websocket
@@ -186,6 +237,11 @@ class Connection:
         self.partial_model: LoadedModel | None = None
         self.events: asyncio.Queue[tuple[PendingFinal | Partial, bool] | None] = asyncio.Queue()
         self.sender: asyncio.Task[None] | None = None
+        self.audio: asyncio.Queue[tuple[np.ndarray, float]] = asyncio.Queue()
+        """Audio received and not yet fed to the session, with when each piece was due."""
+        self.feeder: asyncio.Task[None] | None = None
+        self._feed_error: BaseException | None = None
+        self.lag = StreamLag()
         self.encoded = bytearray()
         self.odd_byte = b""
         self.received_s = 0.0
@@ -209,6 +265,9 @@ class Connection:
             await self._fail(str(exc), "protocol_error", POLICY)
         except AsrError as exc:
             await self._fail(str(exc), exc.code, UNSUPPORTED)
+        except StreamOverloadedError as exc:
+            self.server.metrics.track_rejected("stream_overloaded")
+            await self._fail(str(exc), "server_overloaded", TRY_LATER)
         except WebSocketDisconnect:
             log.info("client went away", extra={"wav_name": self.wav_name})
         except Exception as exc:
@@ -248,6 +307,7 @@ class Connection:
                 # Draining. While someone speaks, the utterance goes on as long as audio comes,
                 # up to the drain's cut-off, so the last sentence is not lost. Otherwise the
                 # stream ends, once the frames that have already arrived are heard.
+                await self._fed()  # what the session heard decides: all that has arrived
                 wait_s = DRAIN_QUIET_S if self._utterance_open() else DRAIN_BACKLOG_S
                 timeout = min(wait_s, drain.utterance_time_left())
                 await asyncio.wait((self._receiving,), timeout=timeout)
@@ -309,6 +369,7 @@ class Connection:
             self.final_model.pipeline, decode, options=streaming, partials=partials
         )
         self.sender = asyncio.create_task(self._send_events())
+        self.feeder = asyncio.create_task(self._feed_queued())
         log.info(
             "stream started",
             extra={"wav_name": config.wav_name, "mode": config.mode, "format": config.wav_format},
@@ -321,8 +382,14 @@ class Connection:
         if isinstance(engine, IncrementalEngine):
             # Incremental engines: online finals come from their own end-of-utterance pass.
             return IncrementalPartials(engine.open_stream(final_pass=mode is Mode.ONLINE))
-        interval = self.server.options.streaming.partial_interval_s
-        return WhisperPartials(self.partial_model.batcher, decode, interval_s=interval)
+        streaming = self.server.options.streaming
+        return WhisperPartials(
+            self.partial_model.batcher,
+            decode,
+            interval_s=streaming.partial_interval_s,
+            fitted_pad_s=streaming.partial_fitted_pad_s,
+            pace=self.server.load,
+        )
 
     async def _on_audio(self, frame: bytes) -> None:
         if self.config is None or self.session is None:
@@ -348,7 +415,46 @@ class Connection:
         pcm = pcm16_to_float32(data)
         if self.config.audio_fs != SAMPLE_RATE:
             pcm = resample(pcm, self.config.audio_fs, SAMPLE_RATE)
-        await self._feed(pcm)
+        self._check_feeder()
+        self.received_s += pcm.size / SAMPLE_RATE
+        due = self.lag.due(self.received_s)
+        self.lag.waiting(id(pcm), due)
+        self.audio.put_nowait((pcm, due))
+
+    def _check_feeder(self) -> None:
+        """Raises what stopped the feeder, or if the stream is too far behind real time."""
+        if self._feed_error is not None:
+            raise self._feed_error
+        lag = self.lag.lag_s()
+        bound = self.server.options.load.overloaded_lag_s
+        if lag > bound:
+            raise StreamOverloadedError(
+                f"The server is overloaded: this stream's results are {lag:.0f} s behind real "
+                f"time (the limit is {bound:g} s). Reconnect, or send files to the HTTP API."
+            )
+
+    async def _feed_queued(self) -> None:
+        """The feeder: everything queued since the last feed goes to the session at once, so
+        a stream that fell behind catches up in one call, not one per frame."""
+        while True:
+            pieces = [await self.audio.get()]
+            while not self.audio.empty():
+                pieces.append(self.audio.get_nowait())
+            try:
+                if self._feed_error is None:
+                    await self._feed(np.concatenate([pcm for pcm, _ in pieces]))
+            except Exception as exc:
+                self._feed_error = exc
+            finally:
+                for pcm, _ in pieces:
+                    self.lag.done(id(pcm))
+                    self.audio.task_done()
+
+    async def _fed(self) -> None:
+        """Returns when every piece of audio received has been fed (raising what failed)."""
+        await self.audio.join()
+        if self._feed_error is not None:
+            raise self._feed_error
 
     def _keep_encoded(self, frame: bytes) -> None:
         max_bytes = self.server.options.limits.max_bytes
@@ -360,14 +466,22 @@ class Connection:
         session = self.session
         assert session is not None
         events = await anyio.to_thread.run_sync(session.feed, pcm)
+        self._queue_events(events, final)
+
+    def _queue_events(self, events: list[PendingFinal | Partial], after_end: bool) -> None:
+        assert self.session is not None
+        due = self.lag.due(self.session.seconds_received)
         for event in events:
-            self.events.put_nowait((event, final))
+            if isinstance(event, PendingFinal):
+                self.lag.waiting(id(event), due)
+            self.events.put_nowait((event, after_end))
 
     async def _flush(self) -> None:
         """The input ended: decode what is left (encoded input, the open utterance) and send
         every result still due."""
         session = self.session
         assert session is not None and self.config is not None
+        await self._fed()
         if self.encoded:
             audio = await anyio.to_thread.run_sync(
                 lambda: decode_audio(bytes(self.encoded), limits=self.server.options.limits)
@@ -375,8 +489,7 @@ class Connection:
             self.encoded = bytearray()
             for i in range(0, audio.size, SAMPLE_RATE * 10):
                 await self._feed(audio[i : i + SAMPLE_RATE * 10])
-        for event in await anyio.to_thread.run_sync(session.finish):
-            self.events.put_nowait((event, True))
+        self._queue_events(await anyio.to_thread.run_sync(session.finish), True)
         self.events.put_nowait(None)
         if self.sender is not None:
             await self.sender
@@ -436,6 +549,7 @@ class Connection:
                 await asyncio.wrap_future(event.future)
                 final = event.result()
             except Exception as exc:
+                self.lag.done(id(event))
                 log.warning("final decode failed", exc_info=exc, extra={"wav_name": self.wav_name})
                 code = getattr(exc, "code", "decode_error")
                 await _send(self.websocket, error_message(self.mode, self.wav_name, str(exc), code))
@@ -450,6 +564,8 @@ class Connection:
                 message["text"] = deltas.remainder(final.utterance, final.text)
                 message["utterance_text"] = final.text
             await _send(self.websocket, message)
+            self.server.metrics.track_stream_final(self.lag.age_s(id(event)))
+            self.lag.done(id(event))
 
     async def _fail(self, message: str, code: str, close_code: int) -> None:
         log.info(
@@ -460,7 +576,7 @@ class Connection:
             await self.websocket.close(close_code)
 
     async def _shutdown(self) -> None:
-        for waiting in (self._receiving, self._drain_begun):
+        for waiting in (self._receiving, self._drain_begun, self.feeder):
             if waiting is not None:
                 waiting.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -114,10 +114,22 @@ class WhisperEngine:
         """The underlying faster-whisper model, for callers that need it directly (benchmarks)."""
         return self._model
 
-    def _features(self, chunks: Sequence[np.ndarray]) -> np.ndarray:
+    def _features(self, chunks: Sequence[np.ndarray], pad_s: float | None = None) -> np.ndarray:
+        """Log-mel features, padded to Whisper's 30 s window; with `pad_s` (a fitted window),
+        to the longest chunk plus `pad_s` of silence instead."""
         extractor = self._model.feature_extractor
+        if pad_s is not None:
+            window = int(self._info.max_chunk_s * SAMPLE_RATE)
+            length = min(window, max(c.size for c in chunks) + int(pad_s * SAMPLE_RATE))
+            # Silence as samples, not as padded features: the extractor's log-mel floor is
+            # relative to each input's loudest frame, and a fitted window ends in real silence.
+            chunks = [np.pad(c[:length], (0, length - min(c.size, length))) for c in chunks]
         # The extractor pads one frame beyond the input; drop it as faster-whisper does.
-        return np.stack([pad_or_trim(extractor(chunk)[..., :-1]) for chunk in chunks])
+        features = [extractor(chunk)[..., :-1] for chunk in chunks]
+        if pad_s is None:
+            return np.stack([pad_or_trim(f) for f in features])
+        frames = features[0].shape[-1] // 2 * 2  # the encoder's stride-2 convolution
+        return np.ascontiguousarray(np.stack([f[..., :frames] for f in features]))
 
     def detect_language(
         self, audio: Sequence[np.ndarray], candidates: Collection[str] = ()
@@ -230,7 +242,7 @@ class WhisperEngine:
             hotwords=", ".join(options.hotwords) if options.hotwords else None,
         )
         with self._lock:
-            features = self._features(chunks)
+            features = self._features(chunks, options.fitted_window_pad_s)
             encoder_output = self._model.encode(features)
             durations = [len(c) / SAMPLE_RATE for c in chunks]
             decoded = self._decode_with_fallback(
@@ -252,11 +264,16 @@ class WhisperEngine:
                       "sampling_temperature": temperature}  # fmt: skip
         else:
             search = {"beam_size": options.beam_size, "patience": options.patience}
+        max_length = self._model.max_length
+        if options.fitted:
+            # CTranslate2 counts the prompt in the length.
+            limit = len(prompt) + int(max(durations) * options.fitted_tokens_per_s) + 10
+            max_length = min(max_length, limit)
         results = self._model.model.generate(
             encoder_output,
             [list(prompt) for _ in durations],
             length_penalty=options.length_penalty,
-            max_length=self._model.max_length,
+            max_length=max_length,
             suppress_blank=True,
             suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
             return_scores=True,
@@ -273,6 +290,8 @@ class WhisperEngine:
             tokens = result.sequences_ids[best]
             seq_len = len(tokens)
             cum_logprob = result.scores[best] * (seq_len**options.length_penalty)
+            if options.fitted:
+                tokens = _without_restart(tokens)
             text = tokenizer.decode([t for t in tokens if t < tokenizer.eot])
             out.append(
                 _Decoded(
@@ -476,6 +495,24 @@ class WhisperEngine:
             _APPEND_PUNCTUATIONS,
             0.0,
         )
+
+
+RESTART_TOKENS = 3
+"""A fitted window's decode that writes its first this-many tokens again has started over."""
+
+
+def _without_restart(tokens: list[int]) -> list[int]:
+    """The tokens up to where the decode starts its text over. In a window fitted to the audio
+    Whisper hears the silence it was padded with as a cue to say it all again ("And so my
+    fellow Americans. And so my fellow Americans. And so"); speech that repeats its own first
+    words within one utterance's live text is far rarer."""
+    head = tokens[:RESTART_TOKENS]
+    if len(head) < RESTART_TOKENS:
+        return tokens
+    for at in range(RESTART_TOKENS, len(tokens) - RESTART_TOKENS + 1):
+        if tokens[at : at + RESTART_TOKENS] == head:
+            return tokens[:at]
+    return tokens
 
 
 def _clamp(value: float, low: float, high: float) -> float:

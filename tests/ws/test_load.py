@@ -1,0 +1,104 @@
+"""The live load's levels and a stream's lag, on a fake clock: no timing, no flakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from asrserve.ws.load import LiveLoad, LoadLevel, LoadOptions, StreamLag
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def load_with(lag: list[float], clock: FakeClock) -> LiveLoad:
+    return LiveLoad(lambda: lag[0], LoadOptions(), clock=clock)
+
+
+def test_levels_rise_with_the_batcher_lag_in_order() -> None:
+    clock, lag = FakeClock(), [0.0]
+    load = load_with(lag, clock)
+    seen = []
+    for value in (0.0, 0.2, 0.3, 0.7, 0.8, 1.9, 2.0, 5.0):
+        lag[0] = value
+        seen.append(load.level())
+    assert seen == [
+        LoadLevel.NORMAL, LoadLevel.NORMAL, LoadLevel.FEWER_PARTIALS, LoadLevel.FEWER_PARTIALS,
+        LoadLevel.FINALS_ONLY, LoadLevel.FINALS_ONLY, LoadLevel.FULL, LoadLevel.FULL,
+    ]  # fmt: skip
+    assert not load.accepts_streams
+
+
+def test_what_each_level_sheds() -> None:
+    clock, lag = FakeClock(), [0.0]
+    load = load_with(lag, clock)
+    assert load.partial_interval(0.5) == 0.5 and load.accepts_streams
+    lag[0] = 0.5
+    assert load.partial_interval(0.5) == pytest.approx(1.5) and load.accepts_streams
+    lag[0] = 1.0
+    assert load.partial_interval(0.5) is None and load.accepts_streams
+    lag[0] = 3.0
+    assert load.partial_interval(0.5) is None and not load.accepts_streams
+
+
+def test_a_level_holds_after_the_lag_is_gone_then_falls() -> None:
+    clock, lag = FakeClock(), [2.5]
+    load = load_with(lag, clock)
+    assert load.level() is LoadLevel.FULL
+    lag[0] = 0.0
+    clock.now += 1.9
+    assert load.level() is LoadLevel.FULL, "held for hold_s"
+    clock.now += 0.2
+    assert load.level() is LoadLevel.NORMAL
+    # A lower level seen during the hold does not extend it.
+    lag[0] = 2.5
+    load.level()
+    lag[0] = 0.5
+    clock.now += 1.0
+    assert load.level() is LoadLevel.FULL
+    clock.now += 1.1
+    assert load.level() is LoadLevel.FEWER_PARTIALS
+
+
+def test_thresholds_must_be_in_order() -> None:
+    with pytest.raises(ValueError):
+        LoadOptions(fewer_partials_lag_s=1.0, finals_only_lag_s=0.5)
+    with pytest.raises(ValueError):
+        LoadOptions(partial_interval_factor=0.5)
+
+
+def test_a_real_time_client_lags_by_what_waits() -> None:
+    clock = FakeClock()
+    lag = StreamLag(clock)
+    due = lag.due(0.06)  # the first frame: due now
+    assert due == clock.now
+    lag.waiting(1, due)
+    clock.now += 0.06
+    lag.waiting(2, lag.due(0.12))
+    assert lag.lag_s() == pytest.approx(0.06)
+    lag.done(1)
+    assert lag.lag_s() == pytest.approx(0.0)
+    clock.now += 3.0
+    assert lag.lag_s() == pytest.approx(3.0)
+    assert lag.age_s(2) == pytest.approx(3.0) and lag.age_s(99) == 0.0
+
+
+def test_a_client_faster_than_real_time_is_not_behind_while_the_server_keeps_pace() -> None:
+    clock = FakeClock()
+    lag = StreamLag(clock)
+    lag.due(0.06)
+    # Ten seconds of audio arrive within 0.1 s: the last of it is due 10 s from the start.
+    clock.now += 0.1
+    lag.waiting(1, lag.due(10.0))
+    assert lag.lag_s() == 0.0
+    clock.now += 9.0
+    assert lag.lag_s() == 0.0, "still ahead of its real-time place"
+    clock.now += 3.0
+    assert lag.lag_s() == pytest.approx(2.16)
+    # A client that paused and came back late is due when its audio arrived.
+    clock.now += 60.0
+    assert lag.due(10.06) == clock.now
