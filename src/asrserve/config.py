@@ -30,7 +30,6 @@ from asrserve.engine.options import (
 )
 from asrserve.engine.registry import EngineSettings
 from asrserve.jobs.options import JobOptions
-from asrserve.ws.load import LoadOptions
 
 CONFIG_ENV = "ASRSERVE_CONFIG"
 # The file given with --config, for the duration of one load_settings call: pydantic-settings
@@ -39,7 +38,7 @@ _LANGUAGES = LanguageOptions()  # the defaults' one home
 _BATCHING = BatchingOptions()
 _SERVER = ServerOptions()
 _JOBS = JobOptions()
-_LOAD = LoadOptions()
+
 
 _config_file: ContextVar[Path | None] = ContextVar("asrserve_config_file", default=None)
 
@@ -160,10 +159,12 @@ class Settings(BaseSettings):
     stream_idle_timeout_s: float = Field(
         300.0, gt=0, description="Close a stream silent this long."
     )
-    stream_overloaded_lag_s: float = Field(
-        _LOAD.overloaded_lag_s,
+    # No default here: it lives in asrserve.ws.load.LoadOptions (15 s), which a job worker,
+    # reading these settings too, must not import.
+    stream_overloaded_lag_s: float | None = Field(
+        None,
         gt=0,
-        description="Close a stream this far behind real time with server_overloaded.",
+        description="Close a stream this far behind real time with server_overloaded (none: 15 s).",
     )
     stream_port: int | None = Field(
         None, ge=1, le=65535, description="Also listen here (FunASR's clients default to 10095)."
@@ -257,9 +258,6 @@ class Settings(BaseSettings):
             max_streams=None if self.max_streams == "auto" else self.max_streams,
             stream_idle_timeout_s=self.stream_idle_timeout_s,
         )
-
-    def stream_load(self) -> LoadOptions:
-        return LoadOptions(overloaded_lag_s=self.stream_overloaded_lag_s)
 
     def job_options(self) -> JobOptions:
         return JobOptions(

@@ -43,6 +43,7 @@ from asrserve.runtime.components import (
 )
 from asrserve.runtime.drain import Drain
 from asrserve.runtime.locks import DataDirLock
+from asrserve.ws.load import LoadOptions
 from asrserve.ws.server import StreamServer, StreamServerOptions
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
                 max_streams=options.max_streams,
                 idle_timeout_s=options.stream_idle_timeout_s,
                 limits=options.limits,
-                load=settings.stream_load(),
+                load=stream_load(settings),
             ),
             metrics,
             drain,
@@ -122,6 +123,12 @@ def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
                 lock.release()
 
     return create_api(options, metrics, start)
+
+
+def stream_load(settings: Settings) -> LoadOptions:
+    if settings.stream_overloaded_lag_s is None:
+        return LoadOptions()
+    return LoadOptions(overloaded_lag_s=settings.stream_overloaded_lag_s)
 
 
 class DrainingServer(uvicorn.Server):
