@@ -215,3 +215,32 @@ def test_endpointer_on_real_speech(jfk: Clip) -> None:
     assert 3 + jfk.duration - 1.5 <= ends[-1].at <= 3 + jfk.duration + 1.0
     quiet = Endpointer()
     assert all(quiet.feed(p) == [] for p in chunks(silence(5)))
+
+
+def test_an_utterance_whose_live_text_ends_a_sentence_ends_sooner(
+    whisper_base: LoadedModel, tiny: LoadedModel, en_clips: list[Clip]
+) -> None:
+    beckett = next(c for c in en_clips if c.id == "moonshine-beckett")  # short sentences
+    audio = np.concatenate([silence(0.5), decode(beckett.audio), silence(1.5)])
+
+    def stream(sentence_end_ms: int | None) -> tuple[list[Final], list[float]]:
+        endpointing = EndpointerOptions(sentence_end_silence_ms=sentence_end_ms)
+        partials = WhisperPartials(Inline(tiny), EN, interval_s=0.5, fitted_pad_s=2.0)
+        session = TwoPassSession(
+            whisper_base.pipeline, EN, options=StreamingOptions(endpointing=endpointing),
+            partials=partials,
+        )  # fmt: skip
+        timeline, finals = run(session, audio)
+        # How long after its end each final's utterance was closed (stream seconds).
+        waits = [t - e.end for t, e in timeline if isinstance(e, Final)]
+        return finals, waits
+
+    patient, patient_waits = stream(None)
+    eager, eager_waits = stream(400)
+    for finals in (patient, eager):
+        text = " ".join(f.text for f in finals)
+        assert word_errors([beckett.text], [text]).rate < 0.1, text
+    # The same utterances or more; those past 3 s that end a sentence closed sooner (400 ms of
+    # silence, not 800).
+    assert len(eager) >= len(patient)
+    assert min(eager_waits) < min(patient_waits) - 0.2, (eager_waits, patient_waits)

@@ -66,11 +66,17 @@ class WhisperPartials:
         self._submitted = 0  # utterance samples the last re-decode covered
         self._skipped = 0  # utterance samples at the last partial counted as skipped
         self._last = ""
+        self._heard = 0  # utterance samples `_last` was decoded from
+
+    @property
+    def heard_samples(self) -> int:
+        return self._heard
 
     def update(self, utterance: np.ndarray, new_audio: np.ndarray) -> str:
         if self._pending is not None and self._pending.done():
             if not self._pending.cancelled() and self._pending.exception() is None:
                 self._last = _text(self._pending.result())
+                self._heard = self._submitted
             self._pending = None
         waited = utterance.size - self._submitted
         if waited < self.interval:
@@ -100,6 +106,7 @@ class WhisperPartials:
         if self._pending is not None:
             self._pending.cancel()
         self._pending, self._submitted, self._skipped, self._last = None, 0, 0, ""
+        self._heard = 0
 
     def close(self) -> None:
         self.reset()
@@ -114,6 +121,11 @@ class IncrementalPartials:
 
     def __init__(self, stream: IncrementalStream) -> None:
         self.stream = stream
+
+    @property
+    def heard_samples(self) -> int:
+        # Their live text has no punctuation to end a sentence with: nothing to claim.
+        return 0
 
     def update(self, utterance: np.ndarray, new_audio: np.ndarray) -> str:
         return self.stream.accept(new_audio)

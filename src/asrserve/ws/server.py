@@ -360,6 +360,9 @@ class Connection:
         streaming = StreamingOptions(
             mode=mode,
             partial_interval_s=options.streaming.partial_interval_s,
+            partial_fitted_pad_s=options.streaming.partial_fitted_pad_s,
+            final_fitted_pad_s=options.streaming.final_fitted_pad_s,
+            final_fitted_min_s=options.streaming.final_fitted_min_s,
             endpointing=options.streaming.endpointing,
             max_offline_s=options.limits.max_duration_s or options.streaming.max_offline_s,
             itn=config.itn,

@@ -114,13 +114,17 @@ class WhisperEngine:
         """The underlying faster-whisper model, for callers that need it directly (benchmarks)."""
         return self._model
 
-    def _features(self, chunks: Sequence[np.ndarray], pad_s: float | None = None) -> np.ndarray:
+    def _features(
+        self, chunks: Sequence[np.ndarray], pad_s: float | None = None, min_s: float = 0.0
+    ) -> np.ndarray:
         """Log-mel features, padded to Whisper's 30 s window; with `pad_s` (a fitted window),
-        to the longest chunk plus `pad_s` of silence instead."""
+        to the longest chunk plus `pad_s` of silence, and at least `min_s`, instead."""
         extractor = self._model.feature_extractor
         if pad_s is not None:
             window = int(self._info.max_chunk_s * SAMPLE_RATE)
-            length = min(window, max(c.size for c in chunks) + int(pad_s * SAMPLE_RATE))
+            longest = max(c.size for c in chunks)
+            fitted = max(longest + int(pad_s * SAMPLE_RATE), int(min_s * SAMPLE_RATE))
+            length = min(window, fitted)
             # Silence as samples, not as padded features: the extractor's log-mel floor is
             # relative to each input's loudest frame, and a fitted window ends in real silence.
             chunks = [np.pad(c[:length], (0, length - min(c.size, length))) for c in chunks]
@@ -242,7 +246,9 @@ class WhisperEngine:
             hotwords=", ".join(options.hotwords) if options.hotwords else None,
         )
         with self._lock:
-            features = self._features(chunks, options.fitted_window_pad_s)
+            features = self._features(
+                chunks, options.fitted_window_pad_s, options.fitted_window_min_s
+            )
             encoder_output = self._model.encode(features)
             durations = [len(c) / SAMPLE_RATE for c in chunks]
             decoded = self._decode_with_fallback(
