@@ -215,6 +215,13 @@ class DynamicBatcher:
         """
         opts = self.options
         now = time.monotonic()
+        if head.options.fitted:
+            # Windows fitted to their chunks share nothing, so holding for more gains little and
+            # costs a live stream its latency: what queued behind the last batch goes at once,
+            # a chunk that found the model idle waits `max_wait_ms` for company.
+            if head.enqueued <= self._finished:
+                return 0.0
+            return head.enqueued + opts.max_wait_ms / 1000 - now
         if head.enqueued <= self._finished:
             if len(ready) >= self._expected:
                 return 0.0
