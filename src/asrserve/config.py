@@ -39,7 +39,6 @@ _BATCHING = BatchingOptions()
 _SERVER = ServerOptions()
 _JOBS = JobOptions()
 
-
 _config_file: ContextVar[Path | None] = ContextVar("asrserve_config_file", default=None)
 
 

@@ -126,14 +126,13 @@ class DynamicBatcher:
         with self._cond:
             return len(self._queue)
 
-    def lag_s(self, now: float | None = None) -> float:
+    def lag_s(self) -> float:
         """How long the oldest chunk still queued has waited (0 when none waits): how far
         this model is behind the work given to it."""
-        now = time.monotonic() if now is None else now
         with self._cond:
             if not self._queue:
                 return 0.0
-            return max(0.0, now - min(item.enqueued for item in self._queue))
+            return max(0.0, time.monotonic() - min(item.enqueued for item in self._queue))
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Stop taking work, fail what was not started, wait for the running batch."""

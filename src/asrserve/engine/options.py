@@ -115,10 +115,11 @@ class DecodeOptions:
     against 5.6 % without them). False keeps Whisper's own timestamp segmentation."""
     fitted_window_pad_s: float | None = None
     """Decode in a window fitted to the audio plus this much trailing silence, instead of one
-    padded to Whisper's 30 s: the encoder's work falls with the audio. For live partials, not
-    finals. 30 clean English development clips of 1-12 s, greedy (2026-12-02): tiny.en padded
-    to 30 s WER 14.3 % in 0.62 s of one core per clip, fitted + 2 s 10.7 % in 0.10 s (+ 0 s
-    loops: 418 %; + 1 s 11.0 %); base padded 11.0 %, fitted + 2 s 13.0 %, + 3 s 12.3 %."""
+    padded to Whisper's 30 s: the encoder's work falls with the audio. For live partials, and
+    with `fitted_window_min_s` for stream finals. 30 clean English development clips of 1-12 s,
+    greedy (2026-12-02): tiny.en padded to 30 s WER 14.3 % in 0.62 s of one core per clip,
+    fitted + 2 s 10.7 % in 0.10 s (+ 0 s loops: 418 %; + 1 s 11.0 %); base padded 11.0 %,
+    fitted + 2 s 13.0 %, + 3 s 12.3 %."""
     fitted_window_min_s: float = 0.0
     """A fitted window is at least this long (silence after the audio): base, beam 5, 40 clean
     development clips of 1-12 s (2026-12-02): padded to 30 s WER 9.3 %, 0.97 s of 2 threads

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import anyio
@@ -357,16 +357,12 @@ class Connection:
         partials: PartialDecoder | None = None
         if mode is not Mode.OFFLINE:
             partials = await anyio.to_thread.run_sync(self._partials, mode, decode)
-        streaming = StreamingOptions(
+        # The server's streaming options, with what this stream's configuration decides.
+        streaming = replace(
+            options.streaming,
             mode=mode,
-            partial_interval_s=options.streaming.partial_interval_s,
-            partial_fitted_pad_s=options.streaming.partial_fitted_pad_s,
-            final_fitted_pad_s=options.streaming.final_fitted_pad_s,
-            final_fitted_min_s=options.streaming.final_fitted_min_s,
-            endpointing=options.streaming.endpointing,
             max_offline_s=options.limits.max_duration_s or options.streaming.max_offline_s,
             itn=config.itn,
-            settle_probability=options.streaming.settle_probability,
         )
         self.session = TwoPassSession(
             self.final_model.pipeline, decode, options=streaming, partials=partials
