@@ -72,7 +72,6 @@ from bench.offline import (  # noqa: E402
     _num,
     _table,
     _version,
-    available_cpus,
     machine_description,
 )
 
@@ -112,6 +111,7 @@ class BenchSettings:
     sizes: Sizes
     subset: str
     cpu_threads: int
+    decode_workers: int
     rt_bound_s: float
 
     @property
@@ -573,6 +573,12 @@ def transcribe_offline(server: ServerProcess, clips: Sequence[Clip]) -> dict[str
     return texts
 
 
+def _threads(settings: BenchSettings) -> str:
+    workers = settings.decode_workers or "the default"
+    threads = settings.cpu_threads or "the cores shared"
+    return f"decode workers {workers}, cpu_threads {threads}"
+
+
 def serve(scratch: Path, partial_model: str, settings: BenchSettings) -> ServerProcess:
     return start_server(
         scratch,
@@ -581,6 +587,7 @@ def serve(scratch: Path, partial_model: str, settings: BenchSettings) -> ServerP
         device=DEVICE,
         compute_type=COMPUTE_TYPE,
         cpu_threads=str(settings.cpu_threads),
+        decode_workers=str(settings.decode_workers),
         partial_model=partial_model,
         # Room for the busiest level and nothing refused: the levels measure decoding.
         max_streams=str(max(settings.sizes.n) + 1),
@@ -796,7 +803,8 @@ def render_report(
             "starts at clip j × (clips ÷ N) and "
             f"j × {START_SPREAD_S:g} s ÷ N after the first stream.",
             f"Server: one `asrserve serve` per partial model (`ASRSERVE_PARTIAL_MODEL`), final "
-            f"model `{MODEL}` ({DEVICE}, {COMPUTE_TYPE}, cpu_threads {settings.cpu_threads}), "
+            f"model `{MODEL}` ({DEVICE}, {COMPUTE_TYPE}, "
+            f"{_threads(settings)}), "
             "other settings the defaults (end of utterance after 800 ms of silence, a partial "
             "every 0.5 s of speech, default batching); warmed with one stream.",
             "Client: this script, one asyncio task per stream on the same machine, FunASR's "
@@ -892,6 +900,27 @@ Largest number of streams that stays real time: {largest}.
 # --- main -------------------------------------------------------------------------------------
 
 
+def write_per_clip(levels: Sequence[Level], offline: dict[str, str], path: Path) -> None:
+    """One JSON line per clip and level: what a WER gap or a slow final is made of."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for level in levels:
+            for o in level.outcomes:
+                row = {
+                    "partial_model": level.partial_model,
+                    "n": level.n,
+                    "clip": o.clip.id,
+                    "reference": o.clip.text,
+                    "final": o.final_text,
+                    "offline": offline[o.clip.id],
+                    "final_wer": _wer([o.clip.text], [o.final_text]),
+                    "offline_wer": _wer([o.clip.text], [offline[o.clip.id]]),
+                    "first_partial_s": o.first_partial_s,
+                    "final_s": o.final_s,
+                }
+                out.write(json.dumps(row) + "\n")
+
+
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(int(v) for v in text.split(",") if v.strip()))
 
@@ -927,12 +956,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--cpu-threads",
         type=int,
-        default=available_cpus(),
-        help="The server's CTranslate2 threads (default: the CPUs usable).",
+        default=0,
+        help="Threads per decode worker (default 0: the server shares the cores among them).",
+    )
+    parser.add_argument(
+        "--decode-workers",
+        type=int,
+        default=0,
+        help="Batches each model decodes at once (default 0: the server's choice).",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="Markdown report.")
     parser.add_argument(
         "--plot", type=Path, default=None, help="PNG plot (default: the output's name, .png)."
+    )
+    parser.add_argument(
+        "--per-clip", type=Path, default=None, help="Also write each clip's outcome (JSONL)."
     )
     parser.add_argument(
         "--quick", action="store_true", help="Tiny sizes for a smoke check of the script."
@@ -947,8 +985,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--n needs at least one stream count, each at least 1")
     sessions = base.sessions if args.sessions is None else args.sessions
     stream_s = base.stream_s if args.stream_seconds is None else args.stream_seconds
-    if sessions < 0 or stream_s <= 0 or args.rt_bound <= 0 or args.cpu_threads < 1:
-        parser.error("--sessions >= 0, --stream-seconds, --rt-bound and --cpu-threads > 0")
+    if sessions < 0 or stream_s <= 0 or args.rt_bound <= 0:
+        parser.error("--sessions >= 0, --stream-seconds and --rt-bound > 0")
+    if args.cpu_threads < 0 or args.decode_workers < 0:
+        parser.error("--cpu-threads and --decode-workers >= 0")
     args.sizes = Sizes(n=tuple(sorted(n)), stream_s=stream_s, sessions=sessions)
     args.partial_models = tuple(
         dict.fromkeys(m.strip() for m in args.partial_models.split(",") if m.strip())
@@ -966,6 +1006,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes=args.sizes,
         subset=args.subset,
         cpu_threads=args.cpu_threads,
+        decode_workers=args.decode_workers,
         rt_bound_s=args.rt_bound,
     )
     started = datetime.now(UTC)
@@ -1019,6 +1060,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sessions:
         print()
         print(sessions_table(sessions))
+    if args.per_clip is not None:
+        write_per_clip(levels, offline, args.per_clip)
     plot(levels, settings.rt_bound_s, args.plot)
     plot_name = os.path.relpath(args.plot.resolve(), args.output.resolve().parent)
     report = render_report(levels, sessions, speeches, settings, started, machine, plot_name)

@@ -36,6 +36,7 @@ CONFIG_ENV = "ASRSERVE_CONFIG"
 # asks for its sources through a classmethod, and the process environment must not be changed.
 _LANGUAGES = LanguageOptions()  # the defaults' one home
 _BATCHING = BatchingOptions()
+_ENGINE = EngineSettings()
 _SERVER = ServerOptions()
 _JOBS = JobOptions()
 
@@ -52,7 +53,14 @@ class Settings(BaseSettings):
     model_dir: Path | None = Field(None, description="Where catalogue models are assembled.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str = Field("default", description="int8 on CPU, float16 on CUDA by default.")
-    cpu_threads: int = Field(0, ge=0, description="0: every core.")
+    cpu_threads: int = Field(
+        _ENGINE.cpu_threads, ge=0, description="Threads per decode worker; 0: the cores shared."
+    )
+    decode_workers: int = Field(
+        _ENGINE.decode_workers,
+        ge=0,
+        description="Batches a model decodes at once; 0: two on CPU, one on CUDA.",
+    )
     batch_seconds: float = Field(
         _BATCHING.max_batch_seconds, gt=0, description="Most audio seconds in one batch."
     )
@@ -218,7 +226,10 @@ class Settings(BaseSettings):
 
     def engine_settings(self) -> EngineSettings:
         return EngineSettings(
-            device=self.device, compute_type=self.compute_type, cpu_threads=self.cpu_threads
+            device=self.device,
+            compute_type=self.compute_type,
+            cpu_threads=self.cpu_threads,
+            decode_workers=self.decode_workers,
         )
 
     def batching(self) -> BatchingOptions:

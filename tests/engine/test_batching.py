@@ -309,3 +309,45 @@ def test_chunks_queued_while_a_batch_decodes_go_into_the_next_batch_together() -
         f.result(5)
     batcher.close()
     assert engine.batches == [[SR], [2 * SR] * 5]
+
+
+class TwoWorkerEngine(RecordingEngine):
+    """Admits two calls at once; each waits until both are inside (or until `gate` is set)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = threading.Barrier(2)
+        self.concurrent = False
+
+    @property
+    def info(self) -> EngineInfo:
+        return EngineInfo("fake", "fake", None, 30.0, workers=2)
+
+    def transcribe_chunks(
+        self, chunks: Sequence[np.ndarray], options: DecodeOptions
+    ) -> list[list[Segment]]:
+        try:
+            self.inside.wait(5)
+            self.concurrent = True
+        except threading.BrokenBarrierError:
+            pass
+        return super().transcribe_chunks(chunks, options)
+
+
+def test_an_engine_with_two_workers_decodes_two_batches_side_by_side() -> None:
+    engine = TwoWorkerEngine()
+    batcher = DynamicBatcher(engine, BatchingOptions(max_batch_size=1, max_wait_ms=0))
+    futures = batcher.submit_many([seconds(1), seconds(2)], DecodeOptions())
+    texts = sorted(f.result(10)[0].text for f in futures)
+    batcher.close()
+    # With one worker thread the first call would wait at the barrier alone until it broke.
+    assert engine.concurrent
+    assert texts == sorted([str(SR), str(2 * SR)])
+    assert sorted(map(tuple, engine.batches)) == [(SR,), (2 * SR,)]
+
+
+def test_close_stops_every_worker_thread() -> None:
+    engine = TwoWorkerEngine()
+    batcher = DynamicBatcher(engine, BatchingOptions())
+    batcher.close()
+    assert not any(t.is_alive() for t in batcher._threads)

@@ -129,3 +129,25 @@ def test_assembly_is_idempotent(tmp_path: Path) -> None:
     mtime = (first / "en-us.lm.bin").lstat().st_mtime_ns
     assert assemble(entry, tmp_path) == first
     assert (first / "en-us.lm.bin").lstat().st_mtime_ns == mtime
+
+
+def test_decode_workers_default_to_two_on_a_multicore_cpu_and_one_on_cuda() -> None:
+    from asrserve.engine.engines.whisper import decode_workers
+
+    assert decode_workers("cpu", 0, cpus=2) == 2
+    assert decode_workers("cpu", 0, cpus=16) == 2
+    assert decode_workers("cpu", 0, cpus=1) == 1
+    assert decode_workers("cuda", 0, cpus=16) == 1
+    assert decode_workers("cpu", 3, cpus=2) == 3
+
+
+def test_the_loaded_engine_shares_the_cores_among_its_workers(tmp_path: Path) -> None:
+    from asrserve.engine.engines.whisper import usable_cpus
+
+    registry = ModelRegistry(cache_dir=tmp_path)
+    with registry.use("whisper-tiny.en") as tiny:
+        engine = tiny.engine
+        workers = engine.info.workers
+        assert workers == (2 if usable_cpus() >= 2 else 1)
+        assert engine.cpu_threads == max(1, usable_cpus() // workers)
+    registry.close()

@@ -3,8 +3,9 @@
 Callers submit chunks and get futures. A single worker thread forms batches from the queue:
 chunks whose decode options are equal, oldest first, up to `max_batch_seconds` of audio and
 `max_batch_size` decode windows. A partly filled batch waits for more chunks while they keep
-arriving less than `max_wait_ms` apart, at most `max_hold_ms` in all. One worker per model
-keeps the model's threads busy on one batch at a time.
+arriving less than `max_wait_ms` apart, at most `max_hold_ms` in all. The model decodes
+`EngineInfo.workers` batches side by side (CTranslate2's workers), one per worker thread here:
+small batches, such as a live stream's final, keep a second core only half busy otherwise.
 
 A 30 s Whisper window costs the same encoder work however short the speech inside it, so for
 an engine whose chunks are padded to a fixed window (`EngineInfo.fixed_window`) the batcher
@@ -86,10 +87,12 @@ class DynamicBatcher:
         self._expected = 0
         """Chunks the next batch may expect: those that waited behind the last batch, plus
         one from each caller it answered (callers answered together send again together)."""
-        self._thread = threading.Thread(
-            target=self._run, name=f"batcher-{engine.info.model}", daemon=True
-        )
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"batcher-{engine.info.model}-{k}", daemon=True)
+            for k in range(max(1, engine.info.workers))
+        ]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def packs(self) -> bool:
@@ -118,7 +121,7 @@ class DynamicBatcher:
             if self._closed:
                 raise BatcherClosedError("The model is shutting down; retry on another replica.")
             self._queue.extend(items)
-            self._cond.notify()
+            self._cond.notify(len(items))
         return [item.future for item in items]
 
     @property
@@ -135,7 +138,7 @@ class DynamicBatcher:
             return max(0.0, time.monotonic() - min(item.enqueued for item in self._queue))
 
     def close(self, timeout: float | None = 10.0) -> None:
-        """Stop taking work, fail what was not started, wait for the running batch."""
+        """Stop taking work, fail what was not started, wait for the running batches."""
         with self._cond:
             self._closed = True
             dropped = list(self._queue)
@@ -144,7 +147,9 @@ class DynamicBatcher:
         for item in dropped:
             if item.future.set_running_or_notify_cancel():
                 item.future.set_exception(BatcherClosedError("The model was shut down."))
-        self._thread.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         while True:
@@ -198,6 +203,8 @@ class DynamicBatcher:
                 seconds += item.seconds
             taken = {id(i) for i in batch}
             self._queue = deque(i for i in self._queue if id(i) not in taken)
+            if self._queue:
+                self._cond.notify()  # an idle worker may take what this batch left
         # A caller may have cancelled while its chunk waited: skip those.
         return [i for i in batch if i.future.set_running_or_notify_cancel()]
 

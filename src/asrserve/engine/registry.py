@@ -29,7 +29,10 @@ class EngineSettings:
     compute_type: str = "default"
     """CTranslate2 compute type; `default` is int8 on CPU and float16 on CUDA."""
     cpu_threads: int = 0
-    """Threads per model on CPU; 0 lets CTranslate2 use every core."""
+    """Threads per decode worker on CPU; 0 shares every core among the workers."""
+    decode_workers: int = 0
+    """Batches one model decodes at once; 0 is two on a CPU with two cores or more (a batch of
+    one or two windows keeps a second core only half busy), one on CUDA."""
 
 
 @dataclass(slots=True)
@@ -58,6 +61,7 @@ def load_engine(resolved: ResolvedModel, settings: EngineSettings) -> Engine:
             device=settings.device,
             compute_type=settings.compute_type,
             cpu_threads=settings.cpu_threads,
+            workers=settings.decode_workers,
         )
     if resolved.engine == POCKETSPHINX:
         from asrserve.engine.engines.pocketsphinx import PocketSphinxEngine

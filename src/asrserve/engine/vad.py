@@ -128,6 +128,11 @@ class SileroStream:
         self._context = np.zeros(_CONTEXT, np.float32)
         self._pending = np.zeros(0, np.float32)
 
+    def reset(self) -> None:
+        """Forget the LSTM state (not the audio context): as at the start of a stream."""
+        self._h = np.zeros_like(self._h)
+        self._c = np.zeros_like(self._c)
+
     def probabilities(self, pcm: np.ndarray) -> np.ndarray:
         """Speech probability of every 32 ms window completed by `pcm`."""
         audio = np.concatenate([self._pending, pcm.astype(np.float32, copy=False)])
@@ -164,6 +169,9 @@ class EndpointerOptions:
     sentence_end_min_s: float = 3.0
     """...once the utterance is this long: a sentence of a second or two decodes worse alone
     than with the next (Beckett's "Ever failed." alone: "Everfair old.")."""
+    reset_after_silence_s: float = 2.0
+    """Silero's state starts afresh once this much silence follows an utterance (a pause
+    between turns): carried on for minutes, it stops hearing speech."""
     pre_roll_ms: int = 300
     """Audio kept before the detected start so the first word is whole."""
     max_utterance_s: float = 25.0
@@ -194,6 +202,8 @@ class Endpointer:
         self._speech_run = 0
         self._silence_run = 0
         self._start = 0.0
+        self._quiet = 0
+        """Windows since the last utterance ended (Silero's state is reset after a while)."""
         self.sentence_complete = False
         """Set by the caller: the utterance's live text ends a sentence and has heard all of
         its speech (`sentence_end_silence_ms` then ends it). Cleared at every boundary."""
@@ -216,6 +226,7 @@ class Endpointer:
         window_s = _WINDOW / SAMPLE_RATE
         need_speech = max(1, round(opts.min_speech_ms / 1000 / window_s))
         need_silence = max(1, round(opts.end_silence_ms / 1000 / window_s))
+        need_reset = max(1, round(opts.reset_after_silence_s / window_s))
         sentence_ms = opts.sentence_end_silence_ms
         need_after_sentence = need_silence
         if sentence_ms is not None:
@@ -225,6 +236,14 @@ class Endpointer:
             self._windows += 1
             now = self._windows * window_s
             if not self._in_speech:
+                self._quiet += 1
+                if self._quiet == need_reset:
+                    # Carried across a long stream, Silero's state drifts deaf: after 25 s of
+                    # one speaker, the next recording's first 12 s of speech scored below 0.1
+                    # (0.5-0.96 from a fresh state) and opened no utterance. A long pause is a
+                    # safe place to start afresh; at the end of the utterance itself, a soft
+                    # word after a short pause ("ask" after JFK's "Americans") was lost.
+                    self._vad.reset()
                 # Silero's own hysteresis: a run opens on a window at `threshold` and holds while
                 # windows stay at `neg_threshold`. Soft words ("ask" before "not") hover between
                 # the two; demanding `threshold` throughout dropped them from the utterance.
@@ -250,6 +269,7 @@ class Endpointer:
                 self._in_speech = False
                 self._speech_run = 0
                 self.sentence_complete = False
+                self._quiet = 0
             elif now - self._start >= opts.max_utterance_s:
                 events.append(SpeechEnded(round(now, 3), forced=True))
                 # The talk goes on: the next utterance starts right here.

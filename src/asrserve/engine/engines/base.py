@@ -29,11 +29,14 @@ class EngineInfo:
     fixed_window: bool = False
     """Every chunk costs a whole `max_chunk_s` window however short it is (Whisper pads to
     30 s), so the batcher packs short chunks into shared windows."""
+    workers: int = 1
+    """How many `transcribe_chunks` calls may run at once; the batcher decodes that many
+    batches side by side."""
 
 
 @runtime_checkable
 class Engine(Protocol):
-    """A loaded model. Thread-compatible: the batcher calls it from one worker thread."""
+    """A loaded model. The batcher calls it from `info.workers` threads at once, at most."""
 
     @property
     def info(self) -> EngineInfo: ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
@@ -65,13 +66,30 @@ def resolve_device(device: str) -> str:
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
+def usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def decode_workers(device: str, workers: int, cpus: int) -> int:
+    """How many batches a model decodes at once: `workers`, or for 0 two on a CPU with two
+    cores or more and one on CUDA. On 2 cores, whisper-base with one stream final per batch
+    (beam 5): 2 workers of 1 thread decode 24 clips in 6.5 s against 13.2 s for 1 worker of 2
+    threads; HTTP batches of 8 padded windows, 22.7 s against 30.6 s (2026-12-02)."""
+    if workers > 0:
+        return workers
+    return 1 if device == "cuda" else min(2, cpus)
+
+
 def default_compute_type(device: str) -> str:
     # int8 on CPU: the same WER as float32 at about half the time (measured, MODELS.md).
     return "float16" if device == "cuda" else "int8"
 
 
 class WhisperEngine:
-    """A loaded Whisper model. Not re-entrant: the batcher calls it from one thread."""
+    """A loaded Whisper model. Up to `info.workers` calls may run at once (CTranslate2's
+    workers, each with `cpu_threads` threads): the batcher runs that many worker threads."""
 
     def __init__(
         self,
@@ -81,16 +99,21 @@ class WhisperEngine:
         device: str = "auto",
         compute_type: str = "default",
         cpu_threads: int = 0,
+        workers: int = 0,
     ) -> None:
         self.device = resolve_device(device)
         self.compute_type = (
             default_compute_type(self.device) if compute_type == "default" else compute_type
         )
+        cpus = usable_cpus()
+        self.workers = decode_workers(self.device, workers, cpus)
+        self.cpu_threads = cpu_threads or max(1, cpus // self.workers)
         self._model = WhisperModel(
             str(model_path),
             device=self.device,
             compute_type=self.compute_type,
-            cpu_threads=cpu_threads,
+            cpu_threads=self.cpu_threads,
+            num_workers=self.workers,
             local_files_only=True,
         )
         multilingual = self._model.model.is_multilingual
@@ -102,8 +125,9 @@ class WhisperEngine:
             max_chunk_s=float(self._model.feature_extractor.chunk_length),
             supports_translation=multilingual,
             fixed_window=True,
+            workers=self.workers,
         )
-        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.workers)
 
     @property
     def info(self) -> EngineInfo:
@@ -152,7 +176,7 @@ class WhisperEngine:
         if not pieces:
             raise InvalidOptionError("Language detection needs at least one chunk of speech.")
         wanted = self._check_candidates(candidates)
-        with self._lock:
+        with self._slots:
             encoded = self._model.encode(self._features(pieces))
             per_chunk = self._model.model.detect_language(encoded)
             sizes = np.array([piece.size for piece in pieces], np.float64)
@@ -245,7 +269,7 @@ class WhisperEngine:
             without_timestamps=options.without_timestamps,
             hotwords=", ".join(options.hotwords) if options.hotwords else None,
         )
-        with self._lock:
+        with self._slots:
             features = self._features(
                 chunks, options.fitted_window_pad_s, options.fitted_window_min_s
             )
