@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     )
     decode_workers: int = Field(
         _ENGINE.decode_workers,
-        ge=0,
-        description="Batches a model decodes at once; 0: two on CPU, one on CUDA.",
+        ge=1,
+        description="Batches a model decodes at once (CTranslate2 workers).",
     )
     batch_seconds: float = Field(
         _BATCHING.max_batch_seconds, gt=0, description="Most audio seconds in one batch."

@@ -5,13 +5,15 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from asrserve.engine.errors import ModelChecksumError, ModelNotFoundError
 from asrserve.engine.models import CATALOGUE, WHISPER, assemble, is_assembled, resolve
-from asrserve.engine.registry import ModelRegistry
+from asrserve.engine.registry import EngineSettings, ModelRegistry
+from asrserve.evaluation.devset import Clip
 
 
 def test_catalogue_names_the_four_embedded_models() -> None:
@@ -131,23 +133,23 @@ def test_assembly_is_idempotent(tmp_path: Path) -> None:
     assert (first / "en-us.lm.bin").lstat().st_mtime_ns == mtime
 
 
-def test_decode_workers_default_to_two_on_a_multicore_cpu_and_one_on_cuda() -> None:
-    from asrserve.engine.engines.whisper import decode_workers
-
-    assert decode_workers("cpu", 0, cpus=2) == 2
-    assert decode_workers("cpu", 0, cpus=16) == 2
-    assert decode_workers("cpu", 0, cpus=1) == 1
-    assert decode_workers("cuda", 0, cpus=16) == 1
-    assert decode_workers("cpu", 3, cpus=2) == 3
-
-
-def test_the_loaded_engine_shares_the_cores_among_its_workers(tmp_path: Path) -> None:
+def test_two_decode_workers_share_the_cores_and_decode_side_by_side(
+    tmp_path: Path, jfk: Clip
+) -> None:
+    from asrserve.engine.audio import decode
     from asrserve.engine.engines.whisper import usable_cpus
+    from asrserve.engine.options import DecodeOptions
 
-    registry = ModelRegistry(cache_dir=tmp_path)
+    registry = ModelRegistry(cache_dir=tmp_path, engine_settings=EngineSettings(decode_workers=2))
     with registry.use("whisper-tiny.en") as tiny:
         engine = tiny.engine
-        workers = engine.info.workers
-        assert workers == (2 if usable_cpus() >= 2 else 1)
-        assert engine.cpu_threads == max(1, usable_cpus() // workers)
+        assert engine.info.workers == 2
+        assert engine.cpu_threads == max(1, usable_cpus() // 2)
+        assert tiny.batcher.engine is engine and len(tiny.batcher._threads) == 2
+        audio = decode(jfk.audio)[: 16000 * 8]
+        fitted = DecodeOptions(language="en", fitted_window_pad_s=3.0, fitted_window_min_s=15.0)
+        alone = [s.text for s in engine.transcribe_chunks([audio], fitted)[0]]
+        with ThreadPoolExecutor(2) as pool:
+            both = list(pool.map(lambda _: engine.transcribe_chunks([audio], fitted)[0], "ab"))
+        assert alone and all([s.text for s in segments] == alone for segments in both)
     registry.close()

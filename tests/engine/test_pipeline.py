@@ -294,16 +294,3 @@ def test_other_engines_run_through_the_same_pipeline(registry, jfk: Clip, model_
     assert_timeline(result)
     if model_name == "pocketsphinx-en":
         assert word_errors([jfk.text], [result.text]).rate < 0.6
-
-
-def test_decode_workers_side_by_side_give_the_words_of_one_alone(
-    whisper_base: LoadedModel, jfk: Clip
-) -> None:
-    engine = whisper_base.engine
-    audio = decode(jfk.audio)[: 16000 * 8]
-    fitted = DecodeOptions(language="en", fitted_window_pad_s=3.0, fitted_window_min_s=15.0)
-    alone = engine.transcribe_chunks([audio], fitted)[0]
-    with ThreadPoolExecutor(2) as pool:
-        side_by_side = list(pool.map(lambda _: engine.transcribe_chunks([audio], fitted)[0], "ab"))
-    for segments in side_by_side:
-        assert [s.text for s in segments] == [s.text for s in alone]

@@ -72,16 +72,6 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def decode_workers(device: str, workers: int, cpus: int) -> int:
-    """How many batches a model decodes at once: `workers`, or for 0 two on a CPU with two
-    cores or more and one on CUDA. On 2 cores, whisper-base with one stream final per batch
-    (beam 5): 2 workers of 1 thread decode 24 clips in 6.5 s against 13.2 s for 1 worker of 2
-    threads; HTTP batches of 8 padded windows, 22.7 s against 30.6 s (2026-12-02)."""
-    if workers > 0:
-        return workers
-    return 1 if device == "cuda" else min(2, cpus)
-
-
 def default_compute_type(device: str) -> str:
     # int8 on CPU: the same WER as float32 at about half the time (measured, MODELS.md).
     return "float16" if device == "cuda" else "int8"
@@ -99,15 +89,19 @@ class WhisperEngine:
         device: str = "auto",
         compute_type: str = "default",
         cpu_threads: int = 0,
-        workers: int = 0,
+        workers: int = 1,
     ) -> None:
         self.device = resolve_device(device)
         self.compute_type = (
             default_compute_type(self.device) if compute_type == "default" else compute_type
         )
-        cpus = usable_cpus()
-        self.workers = decode_workers(self.device, workers, cpus)
-        self.cpu_threads = cpu_threads or max(1, cpus // self.workers)
+        if workers < 1:
+            raise ValueError("A model needs at least one decode worker.")
+        self.workers = workers
+        # On 2 cores, whisper-base with one stream final per batch (beam 5): 2 workers of 1
+        # thread decoded 24 clips in 6.5 s against 13.2 s for 1 worker of 2 threads; HTTP
+        # batches of 8 padded windows, 22.7 s against 30.6 s (2026-12-02).
+        self.cpu_threads = cpu_threads or max(1, usable_cpus() // workers)
         self._model = WhisperModel(
             str(model_path),
             device=self.device,
