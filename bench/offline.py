@@ -44,6 +44,7 @@ from pathlib import Path
 # Only light imports at module level: a worker's imports count towards its end-to-end time and
 # peak memory, so each worker imports the engine it measures and nothing else (WER's jiwer and
 # the normaliser are imported by the parent only).
+from asrserve.engine.engines.whisper import usable_cpus as available_cpus
 from asrserve.evaluation.compose import COMPOSED, composed_set
 from asrserve.evaluation.devset import Clip, clean_read, load_subset
 
@@ -205,14 +206,6 @@ def require_positive(
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-
-
-def available_cpus() -> int:
-    # The CPUs this process may run on, which a container or taskset can make fewer than the
-    # machine's count.
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _peak_rss_mb(who: int) -> float:

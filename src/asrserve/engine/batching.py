@@ -1,6 +1,6 @@
 """One dynamic batcher per loaded engine, shared by every request, job and stream.
 
-Callers submit chunks and get futures. A single worker thread forms batches from the queue:
+Callers submit chunks and get futures. Worker threads form batches from the one queue:
 chunks whose decode options are equal, oldest first, up to `max_batch_seconds` of audio and
 `max_batch_size` decode windows. A partly filled batch waits for more chunks while they keep
 arriving less than `max_wait_ms` apart, at most `max_hold_ms` in all. The model decodes

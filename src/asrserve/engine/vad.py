@@ -123,15 +123,14 @@ class SileroStream:
 
     def __init__(self) -> None:
         self._session = silero_model().session
-        self._h = np.zeros((1, 1, 128), np.float32)
-        self._c = np.zeros((1, 1, 128), np.float32)
+        self.reset()
         self._context = np.zeros(_CONTEXT, np.float32)
         self._pending = np.zeros(0, np.float32)
 
     def reset(self) -> None:
         """Forget the LSTM state (not the audio context): as at the start of a stream."""
-        self._h = np.zeros_like(self._h)
-        self._c = np.zeros_like(self._c)
+        self._h = np.zeros((1, 1, 128), np.float32)
+        self._c = np.zeros((1, 1, 128), np.float32)
 
     def probabilities(self, pcm: np.ndarray) -> np.ndarray:
         """Speech probability of every 32 ms window completed by `pcm`."""
@@ -203,7 +202,7 @@ class Endpointer:
         self._silence_run = 0
         self._start = 0.0
         self._quiet = 0
-        """Windows since the last utterance ended (Silero's state is reset after a while)."""
+        """Silent windows in a row outside an utterance (Silero's state is reset after a while)."""
         self.sentence_complete = False
         """Set by the caller: the utterance's live text ends a sentence and has heard all of
         its speech (`sentence_end_silence_ms` then ends it). Cleared at every boundary."""
@@ -236,7 +235,9 @@ class Endpointer:
             self._windows += 1
             now = self._windows * window_s
             if not self._in_speech:
-                self._quiet += 1
+                # Counted in silent windows in a row: a reset while an onset forms would cost
+                # its first word.
+                self._quiet = self._quiet + 1 if prob < opts.neg_threshold else 0
                 if self._quiet == need_reset:
                     # Carried across a long stream, Silero's state drifts deaf: after 25 s of
                     # one speaker, the next recording's first 12 s of speech scored below 0.1

@@ -67,6 +67,8 @@ def resolve_device(device: str) -> str:
 
 
 def usable_cpus() -> int:
+    """The CPUs this process may run on, which a container or taskset can make fewer than the
+    machine's count."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
