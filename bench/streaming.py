@@ -580,6 +580,8 @@ def _threads(settings: BenchSettings) -> str:
 
 
 def serve(scratch: Path, partial_model: str, settings: BenchSettings) -> ServerProcess:
+    # 0 leaves the server its own default: the setting itself takes no 0.
+    workers = {"decode_workers": str(settings.decode_workers)} if settings.decode_workers else {}
     return start_server(
         scratch,
         name=f"bench-{partial_model}",
@@ -587,8 +589,8 @@ def serve(scratch: Path, partial_model: str, settings: BenchSettings) -> ServerP
         device=DEVICE,
         compute_type=COMPUTE_TYPE,
         cpu_threads=str(settings.cpu_threads),
-        decode_workers=str(settings.decode_workers),
         partial_model=partial_model,
+        **workers,
         # Room for the busiest level and nothing refused: the levels measure decoding.
         max_streams=str(max(settings.sizes.n) + 1),
         stream_idle_timeout_s=str(max(300.0, settings.drain_timeout_s)),
