@@ -351,3 +351,52 @@ def test_close_stops_every_worker_thread() -> None:
     batcher = DynamicBatcher(engine, BatchingOptions())
     batcher.close()
     assert not any(t.is_alive() for t in batcher._threads)
+
+
+class TwoWorkerMarkEngine(MarkEngine):
+    """Two workers; the first call blocks until `gate` is set, keeping one worker busy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self._first = threading.Lock()
+
+    @property
+    def info(self) -> EngineInfo:
+        return EngineInfo("fake", "fake", None, 30.0, fixed_window=True, workers=2)
+
+    def transcribe_chunks(
+        self, chunks: Sequence[np.ndarray], options: DecodeOptions
+    ) -> list[list[Segment]]:
+        if self._first.acquire(blocking=False):
+            self.gate.wait(5)
+        return super().transcribe_chunks(chunks, options)
+
+
+def test_beside_a_busy_worker_short_chunks_wait_to_fill_a_window_together() -> None:
+    engine = TwoWorkerMarkEngine()
+    batcher = DynamicBatcher(engine, BatchingOptions(pack_gap_s=1.0, max_wait_ms=0))
+    first = batcher.submit(marked(1, 2), DecodeOptions())
+    while batcher.pending:
+        time.sleep(0.01)
+    # The idle worker would decode each of these in a window of its own if it took them.
+    later = [batcher.submit(marked(k, 2), DecodeOptions()) for k in (2, 3)]
+    time.sleep(0.2)
+    engine.gate.set()
+    assert [f.result(5)[0].text for f in [first, *later]] == [" w1", " w2", " w3"]
+    batcher.close()
+    assert engine.windows == [2.0, 5.0]
+
+
+def test_beside_a_busy_worker_a_chunk_of_its_own_window_goes_at_once() -> None:
+    engine = TwoWorkerMarkEngine()
+    batcher = DynamicBatcher(engine, BatchingOptions(pack_gap_s=1.0, max_wait_ms=0))
+    first = batcher.submit(marked(1, 2), DecodeOptions())
+    while batcher.pending:
+        time.sleep(0.01)
+    alone = batcher.submit(marked(2, 2), DecodeOptions(), packable=False)
+    # Decoded while the other worker is still held: nothing could share its window.
+    assert alone.result(5)[0].text == " w2"
+    engine.gate.set()
+    assert first.result(5)[0].text == " w1"
+    batcher.close()

@@ -84,6 +84,7 @@ class DynamicBatcher:
         self._cond = threading.Condition()
         self._closed = False
         self._finished = 0.0  # when the last batch was decoded (monotonic)
+        self._busy = 0  # worker threads decoding a batch now
         self._expected = 0
         """Chunks the next batch may expect: those that waited behind the last batch, plus
         one from each caller it answered (callers answered together send again together)."""
@@ -156,10 +157,14 @@ class DynamicBatcher:
             batch = self._next_batch()
             if batch is None:
                 return
-            self._decode(batch)
-            with self._cond:
-                self._finished = time.monotonic()
-                self._expected = len(self._queue) + len(batch)
+            try:
+                self._decode(batch)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._finished = time.monotonic()
+                    self._expected = len(self._queue) + len(batch)
+                    self._cond.notify()  # a worker waiting beside this one may go now
 
     def _plan(self) -> packing.WindowPlan:
         # Without packing every chunk is a window of its own.
@@ -184,17 +189,29 @@ class DynamicBatcher:
                     len(plan) >= opts.max_batch_size
                     or sum(i.seconds for i in ready) >= opts.max_batch_seconds
                 )
+                if not full and self._busy and self._one_open_window(plan):
+                    # Beside a busy worker, a window more chunks could still fill waits for
+                    # them or for that worker: started now, it would cost a whole window of
+                    # this worker's core for a few seconds of speech (a burst of 16 short
+                    # files took 7-10 batches and 26-39 s this way, against 3 and 20-24 s).
+                    self._cond.wait()
+                    continue
                 remaining = self._hold_remaining(head, ready)
                 if full or remaining <= 0:
                     break
                 self._cond.wait(remaining)
+            # Idle workers share the windows out: one worker thread decodes a batch of two
+            # stream finals in twice the time of one, so two finals queued together would
+            # otherwise keep one core busy and leave the other idle.
+            idle = len(self._threads) - self._busy
+            most_windows = min(opts.max_batch_size, -(-len(plan) // max(1, idle)))
             batch: list[_Item] = []
             seconds = 0.0
             plan = self._plan()
             for item in ready:
                 more_windows = plan.fits(item.seconds, item.packable) is None
                 if batch and (
-                    (more_windows and len(plan) >= opts.max_batch_size)
+                    (more_windows and len(plan) >= most_windows)
                     or seconds + item.seconds > opts.max_batch_seconds
                 ):
                     break
@@ -203,10 +220,18 @@ class DynamicBatcher:
                 seconds += item.seconds
             taken = {id(i) for i in batch}
             self._queue = deque(i for i in self._queue if id(i) not in taken)
+            self._busy += 1
             if self._queue:
                 self._cond.notify()  # an idle worker may take what this batch left
         # A caller may have cancelled while its chunk waited: skip those.
         return [i for i in batch if i.future.set_running_or_notify_cancel()]
+
+    def _one_open_window(self, plan: packing.WindowPlan) -> bool:
+        """Whether every chunk planned shares one window, less than half filled."""
+        if self._window_s is None or len(plan) != 1:
+            return False
+        window = plan.windows[0]
+        return window.packable and window.end < self._window_s / 2
 
     def _hold_remaining(self, head: _Item, ready: list[_Item]) -> float:
         """Seconds a partly filled batch should still wait for more chunks.

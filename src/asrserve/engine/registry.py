@@ -31,10 +31,11 @@ class EngineSettings:
     cpu_threads: int = 0
     """Threads per decode worker on CPU; 0 shares every core among the workers."""
     decode_workers: int = 1
-    """Batches one model decodes at once (CTranslate2 workers). Two on 2 cores doubled the
-    throughput of live finals (a batch of one window keeps a second thread half busy), but
-    made short HTTP files' packed windows vary more (WER 6-8 %, once 15 %): one until that is
-    understood."""
+    """Batches one model decodes at once (CTranslate2 workers). On 2 AVX2 cores, 24 stream
+    finals from two callers took 25.3 s with one worker of 2 threads, 24.6 s with two of 1
+    (45.1 s before idle workers shared queued windows out) and 26.8 s with two of 2; a burst
+    of 32 short files 20-24 s with one worker, 30-39 s with two of 1: one worker, which
+    batches what queues behind it, until two pay their memory (twice the activations)."""
 
 
 @dataclass(slots=True)
