@@ -9,7 +9,7 @@ import itertools
 import threading
 import time
 from collections.abc import Collection, Sequence
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, Future
 from dataclasses import replace
 
 import numpy as np
@@ -373,12 +373,29 @@ class TwoWorkerMarkEngine(MarkEngine):
         return super().transcribe_chunks(chunks, options)
 
 
-def test_beside_a_busy_worker_short_chunks_wait_to_fill_a_window_together() -> None:
+def one_worker_held() -> tuple[TwoWorkerMarkEngine, DynamicBatcher, Future[list[Segment]]]:
+    """A two-worker batcher whose first chunk holds one worker until `engine.gate` is set."""
     engine = TwoWorkerMarkEngine()
     batcher = DynamicBatcher(engine, BatchingOptions(pack_gap_s=1.0, max_wait_ms=0))
     first = batcher.submit(marked(1, 2), DecodeOptions())
-    while batcher.pending:
+    while batcher.pending:  # taken, so that worker counts as busy
         time.sleep(0.01)
+    return engine, batcher, first
+
+
+def test_idle_workers_share_chunks_queued_together() -> None:
+    engine = TwoWorkerEngine()
+    batcher = DynamicBatcher(engine, BatchingOptions(max_wait_ms=0))
+    futures = batcher.submit_many([seconds(1), seconds(2)], DecodeOptions())
+    assert sorted(f.result(10)[0].text for f in futures) == sorted([str(SR), str(2 * SR)])
+    batcher.close()
+    # One worker taking both would wait at the barrier alone until it broke.
+    assert engine.concurrent
+    assert sorted(map(tuple, engine.batches)) == [(SR,), (2 * SR,)]
+
+
+def test_beside_a_busy_worker_short_chunks_wait_to_fill_a_window_together() -> None:
+    engine, batcher, first = one_worker_held()
     # The idle worker would decode each of these in a window of its own if it took them.
     later = [batcher.submit(marked(k, 2), DecodeOptions()) for k in (2, 3)]
     time.sleep(0.2)
@@ -389,11 +406,7 @@ def test_beside_a_busy_worker_short_chunks_wait_to_fill_a_window_together() -> N
 
 
 def test_beside_a_busy_worker_a_chunk_of_its_own_window_goes_at_once() -> None:
-    engine = TwoWorkerMarkEngine()
-    batcher = DynamicBatcher(engine, BatchingOptions(pack_gap_s=1.0, max_wait_ms=0))
-    first = batcher.submit(marked(1, 2), DecodeOptions())
-    while batcher.pending:
-        time.sleep(0.01)
+    engine, batcher, first = one_worker_held()
     alone = batcher.submit(marked(2, 2), DecodeOptions(), packable=False)
     # Decoded while the other worker is still held: nothing could share its window.
     assert alone.result(5)[0].text == " w2"

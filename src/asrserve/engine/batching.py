@@ -192,8 +192,8 @@ class DynamicBatcher:
                 if not full and self._busy and self._one_open_window(plan):
                     # Beside a busy worker, a window more chunks could still fill waits for
                     # them or for that worker: started now, it would cost a whole window of
-                    # this worker's core for a few seconds of speech (a burst of 16 short
-                    # files took 7-10 batches and 26-39 s this way, against 3 and 20-24 s).
+                    # this worker's core for a few seconds of speech (32 short files, 16 at a
+                    # time, on two workers: 7-10 batches this way, 2-4 with the wait).
                     self._cond.wait()
                     continue
                 remaining = self._hold_remaining(head, ready)
@@ -203,8 +203,8 @@ class DynamicBatcher:
             # Idle workers share the windows out: one worker thread decodes a batch of two
             # stream finals in twice the time of one, so two finals queued together would
             # otherwise keep one core busy and leave the other idle.
-            idle = len(self._threads) - self._busy
-            most_windows = min(opts.max_batch_size, -(-len(plan) // max(1, idle)))
+            idle = len(self._threads) - self._busy  # this thread among them
+            most_windows = min(opts.max_batch_size, -(-len(plan) // idle))
             batch: list[_Item] = []
             seconds = 0.0
             plan = self._plan()
