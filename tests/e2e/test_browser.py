@@ -163,6 +163,16 @@ def speak(page: Page, mode: str, seconds: float) -> Session:
     return Session(events[:-1], page.evaluate("window.partialsShown"), page.inner_text("#final"))
 
 
+def said(session: Session) -> str:
+    """The server's messages, one line each: what a failed assertion needs to be read."""
+    lines = [
+        f"{e['mode']} u{e.get('utterance')} final={e['is_final']}: "
+        f"{e.get('utterance_text', e['text'])!r}"
+        for e in session.events
+    ]
+    return "\n".join([*lines, f"transcript: {session.transcript!r}"])
+
+
 def test_microphone_2pass_shows_live_partials_then_accurate_finals(page: Page, jfk: Clip) -> None:
     # Stop once the whole file (speech and the silence after it) has gone out.
     session = speak(page, "2pass", LEAD_S + jfk.duration + TAIL_S)
@@ -178,16 +188,20 @@ def test_microphone_2pass_shows_live_partials_then_accurate_finals(page: Page, j
     assert session.transcript == " ".join(t for t in finals_text if t)
     wer = word_errors([jfk.text], [session.transcript]).rate
     print(f"browser 2pass: WER {wer:.3f}, {len(partials)} partials, {len(finals)} finals")
-    assert wer < 0.2, session.transcript
+    assert wer < 0.2, said(session)
 
 
 def test_microphone_online_appends_partials_into_the_transcript(page: Page, jfk: Clip) -> None:
     session = speak(page, "online", LEAD_S + jfk.duration + TAIL_S)
     assert {e["mode"] for e in session.events} == {"online"}
     assert any(not s["finalShown"] for s in session.partials_shown), session.partials_shown
+    # Each utterance's end-of-utterance result (the partial model's, decoded whole) replaces
+    # what its partials appended: the transcript is exactly those results, in order.
+    finals = [e["utterance_text"].strip() for e in session.events if "timestamp" in e]
+    assert finals and session.transcript == " ".join(t for t in finals if t), said(session)
     wer = word_errors([jfk.text], [session.transcript]).rate
     print(f"browser online: WER {wer:.3f}, {len(session.events)} messages")
-    assert wer < 0.2, session.transcript
+    assert wer < 0.2, said(session)
 
 
 def test_microphone_offline_gives_one_result_at_the_end(page: Page, jfk: Clip) -> None:

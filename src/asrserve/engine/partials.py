@@ -17,6 +17,7 @@ import numpy as np
 
 from asrserve.engine.engines.base import SAMPLE_RATE, IncrementalStream
 from asrserve.engine.options import DecodeOptions
+from asrserve.engine.streaming import StreamingOptions
 from asrserve.engine.types import Segment
 
 
@@ -48,6 +49,7 @@ class WhisperPartials:
         *,
         interval_s: float,
         fitted_pad_s: float | None,
+        final_beam_size: int | None = None,
         pace: PartialPace | None = None,
     ) -> None:
         self.batcher = batcher
@@ -60,6 +62,11 @@ class WhisperPartials:
             split_segments=False, language=decode.language or "en",
             failed_no_speech_threshold=None, fitted_window_pad_s=fitted_pad_s,
         )  # fmt: skip
+        # Online mode's final is this decoder's too, once per utterance: greedy, tiny.en
+        # sometimes said a phrase twice there ("... for your country. Ask what you can do").
+        if final_beam_size is None:
+            final_beam_size = StreamingOptions().online_final_beam_size
+        self.final_decode = replace(self.decode, beam_size=final_beam_size)
         self.interval_s = interval_s
         self.interval = int(interval_s * SAMPLE_RATE)
         self._pending: Future[list[Segment]] | None = None
@@ -100,7 +107,7 @@ class WhisperPartials:
     def finish_utterance(self, utterance: np.ndarray) -> str:
         """Online mode's final: the whole utterance, decoded now (this one call waits)."""
         self.reset()
-        return _text(self.batcher.submit(utterance.copy(), self.decode).result())
+        return _text(self.batcher.submit(utterance.copy(), self.final_decode).result())
 
     def reset(self) -> None:
         if self._pending is not None:

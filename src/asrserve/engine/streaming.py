@@ -48,6 +48,10 @@ class StreamingOptions:
     partial_fitted_pad_s: float | None = 2.0
     """A re-decoding partial decoder decodes the utterance so far in a window fitted to it plus
     this much silence (`DecodeOptions.fitted_window_pad_s`), not a padded 30 s one; None pads."""
+    online_final_beam_size: int = 5
+    """Online mode's final per utterance comes from the partial decoder, decoded again whole
+    with this beam: tiny.en on 40 clean development clips of 1-12 s, fitted + 2 s (2026-12-02),
+    greedy WER 11.5 % in 0.51 s of CPU per clip, beam 5 10.8 % in 0.66 s."""
     final_fitted_pad_s: float | None = 3.0
     final_fitted_min_s: float = 15.0
     """Each 2pass final is decoded in a window fitted to its utterance plus `final_fitted_pad_s`

@@ -6,6 +6,7 @@ work unchanged; our additions are extra keys, which those clients ignore.
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any
 
@@ -170,38 +171,62 @@ def error_message(mode: str, wav_name: str, message: str, code: str) -> dict[str
 
 class DeltaTracker:
     """Turns whole-utterance hypotheses into FunASR's appended deltas without retractions: only
-    words two hypotheses in a row agree on are sent (local agreement), so text a client has
-    appended never needs taking back; the final replaces it all anyway."""
+    words two hypotheses in a row agree on, and that continue what was sent, are sent (local
+    agreement), so text a client has appended never needs taking back."""
 
     def __init__(self) -> None:
         self._previous: list[str] = []
-        self._sent = 0
+        self._sent: list[str] = []
+        """The words this utterance's deltas have sent, as sent."""
         self._utterance = -1
 
     def remainder(self, utterance: int, final_text: str) -> str:
         """What online mode still owes the client for an ended utterance: the final's words
-        after those already sent, when they agree; the utterance is then closed."""
+        after those the deltas already sent; the utterance is then closed. Where the final
+        reads the sent words differently ("Americans," for "Americans", "ask" for "Ask", a word
+        more or less), it continues after its own reading of them: never a repeat, never the
+        rest of the utterance lost."""
         words = final_text.split()
-        sent = self._previous[: self._sent] if utterance == self._utterance else []
-        self._utterance, self._previous, self._sent = utterance + 1, [], 0
-        if words[: len(sent)] != sent:
-            return ""
-        rest = words[len(sent) :]
+        sent = self._sent if utterance == self._utterance else []
+        self._utterance, self._previous, self._sent = utterance + 1, [], []
+        rest = words[_covered(sent, words) :]
         return (" " if sent and rest else "") + " ".join(rest)
 
     def delta(self, partial: Partial) -> str:
         if partial.utterance != self._utterance:
-            self._utterance, self._previous, self._sent = partial.utterance, [], 0
+            self._utterance, self._previous, self._sent = partial.utterance, [], []
         words = partial.text.split()
-        stable = 0
-        for a, b in zip(self._previous, words, strict=False):
-            if a != b:
-                break
+        previous, self._previous = self._previous, words
+        sent = len(self._sent)
+        if [_key(w) for w in words[:sent]] != [_key(w) for w in self._sent]:
+            return ""  # this hypothesis reads the sent words otherwise: wait for agreement
+        stable = sent
+        while stable < min(len(previous), len(words)) and _key(previous[stable]) == _key(
+            words[stable]
+        ):
             stable += 1
-        self._previous = words
-        if stable <= self._sent:
+        if stable == sent:
             return ""
-        new = words[self._sent : stable]
-        prefix = " " if self._sent else ""
-        self._sent = stable
-        return prefix + " ".join(new)
+        new = words[sent:stable]
+        self._sent += new
+        return (" " if sent else "") + " ".join(new)
+
+
+def _key(word: str) -> str:
+    """A word as agreement compares it: case and punctuation aside."""
+    return "".join(c for c in word.casefold() if c.isalnum()) or word
+
+
+def _covered(sent: list[str], words: list[str]) -> int:
+    """How many of `words` (a final) the client's `sent` words already stand for: up to the
+    final's last match of a sent word near its own place (a word or two more or less); with
+    no match at all, as many words as were sent."""
+    if not sent:
+        return 0
+    matcher = difflib.SequenceMatcher(
+        a=[_key(w) for w in sent], b=[_key(w) for w in words], autojunk=False
+    )
+    matches = [
+        b.b + b.size for b in matcher.get_matching_blocks() if b.size and abs(b.b - b.a) <= 2
+    ]
+    return matches[-1] if matches else min(len(sent), len(words))

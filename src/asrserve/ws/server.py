@@ -387,6 +387,7 @@ class Connection:
             decode,
             interval_s=streaming.partial_interval_s,
             fitted_pad_s=streaming.partial_fitted_pad_s,
+            final_beam_size=streaming.online_final_beam_size,
             pace=self.server.load,
         )
 

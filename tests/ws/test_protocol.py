@@ -1,0 +1,64 @@
+"""FunASR's online-mode deltas: what a client that appends every text it gets ends up reading."""
+
+from __future__ import annotations
+
+from asrserve.engine.streaming import Partial
+from asrserve.ws.protocol import DeltaTracker
+
+
+def appended(hypotheses: list[str], final: str, utterance: int = 0) -> tuple[str, list[str]]:
+    """The text a FunASR client shows after these partials and the utterance's final, and the
+    deltas it got."""
+    tracker = DeltaTracker()
+    deltas = [tracker.delta(Partial(utterance, h, 0.0, 1.0)) for h in hypotheses]
+    deltas.append(tracker.remainder(utterance, final))
+    return "".join(deltas), [d for d in deltas if d]
+
+
+def test_only_words_two_hypotheses_agree_on_are_sent() -> None:
+    tracker = DeltaTracker()
+    assert tracker.delta(Partial(0, "and so", 0.0, 1.0)) == ""
+    assert tracker.delta(Partial(0, "and so my", 0.0, 1.0)) == "and so"
+    assert tracker.delta(Partial(0, "and so my fellow", 0.0, 1.0)) == " my"
+    # The hypothesis changed a word already sent: nothing more until it agrees again.
+    assert tracker.delta(Partial(0, "and sew my fellow Americans", 0.0, 1.0)) == ""
+    assert tracker.delta(Partial(0, "and so my fellow Americans", 0.0, 1.0)) == " fellow Americans"
+    assert tracker.delta(Partial(0, "and so my fellow Americans ask", 0.0, 1.0)) == ""
+
+
+def test_the_final_completes_the_utterance_without_repeating_it() -> None:
+    text, _ = appended(
+        ["ask what", "ask what you", "ask what you can"],
+        "Ask what you can do for your country.",
+    )
+    assert text == "ask what you can do for your country."
+
+
+def test_a_final_that_reads_the_sent_words_otherwise_still_sends_the_rest() -> None:
+    # The final's casing, punctuation and a word of its own differ from the partials: before,
+    # the client's text stopped at "and so my fellow" and the rest of the utterance was lost.
+    text, _ = appended(
+        ["and so my", "and so my fellow", "and so my fellow Americans"],
+        "And so, my fellow Americans, ask not",
+    )
+    assert text == "and so my fellow Americans, ask not"
+    text, _ = appended(["S not", "S not"], "Ask not.")
+    assert text == "S not"
+    text, _ = appended(["S not what", "S not what"], "Ask not what your country")
+    assert text == "S not what your country"
+
+
+def test_a_word_sent_far_from_its_place_in_the_final_does_not_skip_the_words_between() -> None:
+    text, _ = appended(["you know", "you know"], "Well I think that you know what you did")
+    assert text.startswith("you know ") and text.endswith(" think that you know what you did")
+
+
+def test_each_utterance_starts_afresh() -> None:
+    tracker = DeltaTracker()
+    tracker.delta(Partial(0, "one two", 0.0, 1.0))
+    tracker.delta(Partial(0, "one two three", 0.0, 1.0))
+    assert tracker.remainder(0, "One, two, three.") == " three."
+    assert tracker.delta(Partial(1, "four", 1.0, 2.0)) == ""
+    assert tracker.delta(Partial(1, "four five", 1.0, 2.0)) == "four"
+    # A final for an utterance that sent nothing is all of it.
+    assert tracker.remainder(2, "Six seven.") == "Six seven."
