@@ -62,8 +62,8 @@ class WhisperPartials:
             split_segments=False, language=decode.language or "en",
             failed_no_speech_threshold=None, fitted_window_pad_s=fitted_pad_s,
         )  # fmt: skip
-        # Online mode's final is this decoder's too, once per utterance: greedy, tiny.en
-        # sometimes said a phrase twice there ("... for your country. Ask what you can do").
+        # Online mode's final is this decoder's too, once per utterance. Greedy, one CI run's
+        # transcript said a phrase twice ("... for your country. Ask what you can do").
         if final_beam_size is None:
             final_beam_size = StreamingOptions().online_final_beam_size
         self.final_decode = replace(self.decode, beam_size=final_beam_size)
