@@ -6,13 +6,11 @@ from asrserve.engine.streaming import Partial
 from asrserve.ws.protocol import DeltaTracker
 
 
-def appended(hypotheses: list[str], final: str, utterance: int = 0) -> tuple[str, list[str]]:
-    """The text a FunASR client shows after these partials and the utterance's final, and the
-    deltas it got."""
+def appended(hypotheses: list[str], final: str) -> str:
+    """The text a FunASR client shows after these partials and the utterance's final."""
     tracker = DeltaTracker()
-    deltas = [tracker.delta(Partial(utterance, h, 0.0, 1.0)) for h in hypotheses]
-    deltas.append(tracker.remainder(utterance, final))
-    return "".join(deltas), [d for d in deltas if d]
+    deltas = [tracker.delta(Partial(0, h, 0.0, 1.0)) for h in hypotheses]
+    return "".join(deltas) + tracker.remainder(0, final)
 
 
 def test_only_words_two_hypotheses_agree_on_are_sent() -> None:
@@ -27,7 +25,7 @@ def test_only_words_two_hypotheses_agree_on_are_sent() -> None:
 
 
 def test_the_final_completes_the_utterance_without_repeating_it() -> None:
-    text, _ = appended(
+    text = appended(
         ["ask what", "ask what you", "ask what you can"],
         "Ask what you can do for your country.",
     )
@@ -37,19 +35,19 @@ def test_the_final_completes_the_utterance_without_repeating_it() -> None:
 def test_a_final_that_reads_the_sent_words_otherwise_still_sends_the_rest() -> None:
     # The final's casing, punctuation and a word of its own differ from the partials: before,
     # the client's text stopped at "and so my fellow" and the rest of the utterance was lost.
-    text, _ = appended(
+    text = appended(
         ["and so my", "and so my fellow", "and so my fellow Americans"],
         "And so, my fellow Americans, ask not",
     )
     assert text == "and so my fellow Americans, ask not"
-    text, _ = appended(["S not", "S not"], "Ask not.")
+    text = appended(["S not", "S not"], "Ask not.")
     assert text == "S not"
-    text, _ = appended(["S not what", "S not what"], "Ask not what your country")
+    text = appended(["S not what", "S not what"], "Ask not what your country")
     assert text == "S not what your country"
 
 
 def test_a_word_sent_far_from_its_place_in_the_final_does_not_skip_the_words_between() -> None:
-    text, _ = appended(["you know", "you know"], "Well I think that you know what you did")
+    text = appended(["you know", "you know"], "Well I think that you know what you did")
     assert text.startswith("you know ") and text.endswith(" think that you know what you did")
 
 
