@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from asrserve.engine.errors import AudioTooLargeError, EmptyAudioError, InvalidOptionError
-from asrserve.jobmodel.errors import InvalidCursorError, InvalidWebhookUrlError, JobNotFinishedError
+from asrserve.jobmodel.errors import (
+    InvalidCursorError,
+    InvalidWebhookUrlError,
+    JobNotFinishedError,
+    JobStoreUnavailableError,
+)
 from asrserve.jobmodel.records import JobState, WebhookState, is_valid_job_id, new_job_id
 from asrserve.jobs.postgres import PostgresJobStore
 from asrserve.jobs.sqlite import DB_NAME, STRAY_UPLOAD_GRACE_S, SQLiteJobStore
@@ -542,5 +547,28 @@ def test_postgres_store_works_on_a_sql_ascii_database(
         again = store.get(job.id)
         assert again.filename == "naïve.wav"
         assert again.options == {"language": "en"}
+    finally:
+        store.close()
+
+
+def test_postgres_store_serves_the_first_request_once_a_long_outage_ends(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    # The pool's reconnection backs off 1, 2, 4, 8, 16 s...: after 18 s of outage its next
+    # attempt would come at 31 s, so without a bounded attempt the first request after the
+    # restart timed out (an API replica in CI answered 503 for half a minute).
+    url = postgres_server.create_database("outage_jobs")
+    store = PostgresJobStore(url, upload_dir=tmp_path / "uploads", connect_timeout_s=2)
+    try:
+        job = store.create(b"abc", filename="a.wav", model="m", options={})
+        postgres_server.stop()
+        try:
+            outage_ends = time.monotonic() + 18
+            while time.monotonic() < outage_ends:
+                with pytest.raises(JobStoreUnavailableError, match="database is unavailable"):
+                    store.get(job.id)
+        finally:
+            postgres_server.start()
+        assert store.get(job.id).state is JobState.QUEUED
     finally:
         store.close()

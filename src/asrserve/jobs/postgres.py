@@ -11,7 +11,10 @@ Every API replica and every worker opens one of these on the same database; the 
   database written by a newer asrserve is refused with a sentence.
 - **Outages.** A connection that cannot be had within `connect_timeout_s` (the server down or
   restarting) raises `JobStoreUnavailableError`, which the API answers with 503 and a
-  Retry-After; the pool reconnects by itself once the server is back.
+  Retry-After. The pool's reconnection attempts back off exponentially without a cap, so after
+  a long outage it could sleep half a minute past the server's return; each attempt is
+  therefore given up after `connect_timeout_s`, and the next request starts a fresh one at
+  once: the first request after the server is back is served.
 - **Uploads** stay files in `upload_dir`, which every process must mount (a ReadWriteMany
   volume in Kubernetes); the rows hold only their size.
 """
@@ -128,6 +131,8 @@ class PostgresJobStore(SqlJobStore):
                 "client_encoding": "UTF8",
             },
             timeout=connect_timeout_s,
+            # See "Outages" above: a short window, then a request starts a fresh attempt.
+            reconnect_timeout=connect_timeout_s,
             # A connection broken by a server restart is found and replaced before use.
             check=ConnectionPool.check_connection,
             open=False,
