@@ -91,12 +91,16 @@ class TranscriptionService:
 
     async def stream(
         self, upload: BinaryIO, options: TranscribeOptions, model: str, *, source: str
-    ) -> tuple[TranscriptInfo, AsyncIterator[Segment]]:
+    ) -> tuple[TranscriptInfo, SegmentStream]:
         """Decode, VAD and language detection happen before this returns, so a bad upload is
-        still an HTTP error; the segments then arrive as their chunks are decoded."""
+        still an HTTP error; the segments then arrive as their chunks are decoded. The stream
+        holds an admission slot and the model until its `aclose`, which the caller owes."""
         await self.admission.acquire()
         try:
-            loaded = self.registry.acquire(model)
+            # A first use loads and checksums the model for seconds: never on the event loop.
+            # Shielded, so a request cancelled meanwhile still gets the reference to give back.
+            with anyio.CancelScope(shield=True):
+                loaded = await anyio.to_thread.run_sync(self.registry.acquire, model)
             try:
                 prepared = await self._in_thread(
                     lambda deadline: loaded.pipeline.prepare(upload, options)
@@ -107,43 +111,7 @@ class TranscriptionService:
         except BaseException:
             self.admission.release()
             raise
-        return prepared.info, self._segments(loaded, prepared, source)
-
-    async def _segments(
-        self, loaded: LoadedModel, prepared: PreparedInput, source: str
-    ) -> AsyncIterator[Segment]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Segment | BaseException | None] = asyncio.Queue()
-        cancel = threading.Event()
-        deadline = _Deadline(cancel)
-        started = time.monotonic()
-
-        def produce() -> None:
-            try:
-                for segment in loaded.pipeline.decode(
-                    prepared, progress=deadline.check, progressive=True
-                ):
-                    loop.call_soon_threadsafe(queue.put_nowait, segment)
-            except BaseException as exc:  # handed to the consumer, which re-raises it
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
-            else:
-                loop.call_soon_threadsafe(queue.put_nowait, None)
-
-        worker = loop.run_in_executor(None, produce)
-        try:
-            with anyio.fail_after(self.options.request_timeout_s):
-                while (item := await queue.get()) is not None:
-                    if isinstance(item, BaseException):
-                        raise item
-                    yield item
-            self.metrics.track_decode(
-                loaded.name, source, prepared.info.duration, time.monotonic() - started
-            )
-        finally:
-            cancel.set()
-            await asyncio.wait([worker])
-            self.registry.release(loaded)
-            self.admission.release()
+        return prepared.info, SegmentStream(self, loaded, prepared, source)
 
     async def _in_thread(self, work: Callable[[_Deadline], T]) -> T:
         cancel = threading.Event()
@@ -163,3 +131,73 @@ class TranscriptionService:
         finally:
             # Stops the decode at its next chunk when the request timed out or was abandoned.
             cancel.set()
+
+
+class SegmentStream:
+    """The segments of one streamed request, decoded in a worker thread as they are read.
+
+    It holds an admission slot and a model reference until `aclose`, which must run however
+    the response ends: read to the end, failed, or never read at all (a client gone before the
+    first byte never starts an async generator, so a `finally` inside one would never run).
+    """
+
+    def __init__(
+        self,
+        service: TranscriptionService,
+        loaded: LoadedModel,
+        prepared: PreparedInput,
+        source: str,
+    ) -> None:
+        self._service = service
+        self._loaded = loaded
+        self._prepared = prepared
+        self._source = source
+        self._cancel = threading.Event()
+        self._worker: asyncio.Future[None] | None = None
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[Segment]:
+        if self._worker is not None or self._closed:
+            raise RuntimeError("A segment stream is read once.")
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Segment | BaseException | None] = asyncio.Queue()
+        deadline = _Deadline(self._cancel)
+        started = time.monotonic()
+
+        def produce() -> None:
+            try:
+                for segment in self._loaded.pipeline.decode(
+                    self._prepared, progress=deadline.check, progressive=True
+                ):
+                    loop.call_soon_threadsafe(queue.put_nowait, segment)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            else:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        self._worker = loop.run_in_executor(None, produce)
+        with anyio.fail_after(self._service.options.request_timeout_s):
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        self._service.metrics.track_decode(
+            self._loaded.name,
+            self._source,
+            self._prepared.info.duration,
+            time.monotonic() - started,
+        )
+
+    async def aclose(self) -> None:
+        """Stop the decode, wait for its thread, give back the model and the slot; once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._cancel.set()
+        # Shielded: this runs while the response is being cancelled (the client left), and a
+        # cancelled wait here would skip the releases below.
+        with anyio.CancelScope(shield=True):
+            if self._worker is not None:
+                await asyncio.wait([self._worker])
+            self._service.registry.release(self._loaded)
+            self._service.admission.release()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from asrserve.api.deps import ServicesDep, TranscriptionForm, TranslationForm
 from asrserve.api.errors import error_body, status_for
@@ -79,11 +80,34 @@ async def _streamed(services: ServicesDep, form: TranscriptionRequest) -> Respon
             }
         )
 
-    return StreamingResponse(
+    return _ClosingStreamingResponse(
         events(),
+        on_close=segments.aclose,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class _ClosingStreamingResponse(StreamingResponse):
+    """Runs `on_close` however the response ends. Starlette skips a background task when the
+    client disconnects, and never starts the body at all when it left before the headers."""
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        *,
+        on_close: Callable[[], Awaitable[None]],
+        media_type: str,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(content, media_type=media_type, headers=headers)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._on_close()
 
 
 def _delta(segment: Segment, delta: str) -> dict[str, object]:
