@@ -34,6 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts deploy
 	$(BIN)/ruff format --check src tests bench deploy
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: $(STAMP) test-data models lint
 	scripts/install_browser.sh

@@ -213,7 +213,7 @@ def _client(
     url: str, work: SimpleQueue[Clip], language: str, start: threading.Barrier
 ) -> list[_Reply]:
     """One client: requests back to back until the shared queue is empty."""
-    replies = []
+    replies: list[_Reply] = []
     with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
         start.wait()  # every client set up before the first request leaves
         while True:

@@ -57,6 +57,7 @@ import psutil  # noqa: E402
 import websockets  # noqa: E402
 from tests.e2e.server import ServerProcess, start_server  # noqa: E402
 from websockets.exceptions import ConnectionClosed, WebSocketException  # noqa: E402
+from websockets.typing import Subprotocol  # noqa: E402
 
 from asrserve.engine.audio import decode, float32_to_pcm16  # noqa: E402
 from asrserve.engine.options import VadOptions  # noqa: E402
@@ -271,7 +272,11 @@ async def play_stream(
     frame_bytes = FRAME_SAMPLES * 2
     try:
         async with websockets.connect(
-            url, subprotocols=["binary"], max_size=None, ping_interval=None, open_timeout=60
+            url,
+            subprotocols=[Subprotocol("binary")],
+            max_size=None,
+            ping_interval=None,
+            open_timeout=60,
         ) as ws:
             reader = asyncio.create_task(_receive(ws, run))
             await ws.send(config_message(run.plan.name))

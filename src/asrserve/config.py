@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -291,7 +291,7 @@ class Settings(BaseSettings):
         return AudioLimits(max_bytes=max_bytes, max_duration_s=self.max_audio_seconds)
 
 
-def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build settings; flags given on the command line (not None) override everything."""
     if config_file is not None and not config_file.is_file():
         raise FileNotFoundError(f"Config file {config_file} does not exist.")

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import httpx
 
+READY_TIMEOUT_S = 180
+"""How long a server or worker process may take to answer /health (a first model load)."""
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -42,21 +45,17 @@ class ServerProcess(_Process):
     data_dir: Path
 
 
-def start_server(
-    tmp: Path, name: str = "server", ready_timeout: float = 180, **settings: str
-) -> ServerProcess:
+def start_server(tmp: Path, name: str = "server", **settings: str) -> ServerProcess:
     """`settings` are ASRSERVE_* variables without the prefix, e.g. max_upload_mb="1"."""
     port = free_port()
     data_dir = Path(settings.pop("data_dir", str(tmp / f"{name}-data")))
     env = server_env(port, data_dir, settings)
     tls = settings.get("tls_self_signed") == "true" or bool(settings.get("tls_certfile"))
     scheme = "https" if tls else "http"
-    return launch(f"{scheme}://127.0.0.1:{port}", tmp / f"{name}.log", data_dir, env, ready_timeout)
+    return launch(f"{scheme}://127.0.0.1:{port}", tmp / f"{name}.log", data_dir, env)
 
 
-def launch(
-    url: str, log_path: Path, data_dir: Path, env: dict[str, str], ready_timeout: float = 180
-) -> ServerProcess:
+def launch(url: str, log_path: Path, data_dir: Path, env: dict[str, str]) -> ServerProcess:
     log = log_path.open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "asrserve.cli", "serve"],
@@ -65,7 +64,7 @@ def launch(
         env=env,
     )
     server = ServerProcess(proc, log_path, env, url=url, data_dir=data_dir)
-    deadline = time.monotonic() + ready_timeout
+    deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log[-4000:]}")
@@ -76,7 +75,7 @@ def launch(
             pass
         time.sleep(0.2)
     server.stop(signal.SIGKILL)
-    raise RuntimeError(f"server not ready within {ready_timeout} s:\n{server.log[-4000:]}")
+    raise RuntimeError(f"server not ready within {READY_TIMEOUT_S} s:\n{server.log[-4000:]}")
 
 
 def restart(server: ServerProcess) -> ServerProcess:
@@ -103,9 +102,7 @@ def server_env(port: int | None, data_dir: Path, settings: dict[str, str]) -> di
     return env
 
 
-def start_worker(
-    tmp: Path, name: str = "worker", ready_timeout: float = 180, **settings: str
-) -> WorkerProcess:
+def start_worker(tmp: Path, name: str = "worker", **settings: str) -> WorkerProcess:
     """`asrserve worker` with ASRSERVE_* `settings`; ready once its /health answers 200."""
     port = free_port()
     env = server_env(None, tmp / f"{name}-data", {**settings, "worker_port": str(port)})
@@ -117,7 +114,7 @@ def start_worker(
         env=env,
     )
     worker = WorkerProcess(proc, log_path, env, health_url=f"http://127.0.0.1:{port}/health")
-    deadline = time.monotonic() + ready_timeout
+    deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"worker exited with {proc.returncode}:\n{worker.log[-4000:]}")
@@ -128,4 +125,4 @@ def start_worker(
             pass
         time.sleep(0.2)
     worker.stop(signal.SIGKILL)
-    raise RuntimeError(f"worker not ready within {ready_timeout} s:\n{worker.log[-4000:]}")
+    raise RuntimeError(f"worker not ready within {READY_TIMEOUT_S} s:\n{worker.log[-4000:]}")

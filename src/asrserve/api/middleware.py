@@ -103,11 +103,12 @@ class BodySizeLimitMiddleware:
         return body_refusal(self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.max_bytes is None:
+        max_bytes = self.max_bytes
+        if scope["type"] != "http" or max_bytes is None:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers", ())).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             self.metrics.track_rejected("upload_too_large")
             await send_json(send, 413, self._refusal(), [(b"connection", b"close")])
             return
@@ -119,8 +120,8 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    scope[BODY_TOO_LARGE] = self.max_bytes
+                if seen > max_bytes:
+                    scope[BODY_TOO_LARGE] = max_bytes
                     raise BodyTooLargeError
             return message
 

@@ -161,7 +161,7 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 def duration_of(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     """Length in seconds of audio whose last axis is time."""
-    return audio.shape[-1] / sample_rate
+    return float(audio.shape[-1] / sample_rate)
 
 
 def probe_duration(path: str | os.PathLike[str]) -> float | None:
@@ -378,7 +378,7 @@ def _decode_input(
 
 def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream:
     stream = container.streams.best("audio")
-    if stream is None:
+    if not isinstance(stream, av.audio.stream.AudioStream):
         raise AudioDecodeError(
             f"The input is not audio that FFmpeg can decode (no audio stream found); {_ACCEPTED}."
         )
@@ -403,7 +403,7 @@ def _decoded_samples(
             samples = _frame_samples(frame)
             total += samples.size
             if max_samples is not None and total > max_samples:
-                raise _too_long(max_duration_s)
+                raise _too_long(max_samples / sample_rate)
             yield samples
     except av.error.FFmpegError as exc:
         raise AudioDecodeError(

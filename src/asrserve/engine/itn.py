@@ -28,4 +28,4 @@ def inverse_normalize(text: str, language: str | None) -> str:
 @lru_cache(maxsize=1024)
 def _convert(text: str, language: str) -> str:
     # Partials repeat the same hypothesis many times while a person speaks: cache them.
-    return alpha2digit(text, language)
+    return str(alpha2digit(text, language))

@@ -132,8 +132,7 @@ class Pipeline:
         emitted = 0
         try:
             if progressive and len(works) > 1:
-                works[0].submit_first(self.batcher, options)
-                wait([works[0].first])
+                wait([works[0].submit_first(self.batcher, options)])
             # Audio the VAD heard no speech in keeps a window of its own: whether it is
             # speech is then the decoder's verdict on it alone, not on its neighbours.
             for heard in (True, False):
@@ -233,8 +232,11 @@ class _ChunkWork:
         self.settled = False
         self._checked = False
 
-    def submit_first(self, batcher: DynamicBatcher, options: DecodeOptions) -> None:
+    def submit_first(
+        self, batcher: DynamicBatcher, options: DecodeOptions
+    ) -> Future[list[Segment]]:
         self.first = batcher.submit(self.chunk.audio, options)
+        return self.first
 
     def settle(self, batcher: DynamicBatcher, options: DecodeOptions, *, recover: bool) -> bool:
         """Move on once the first decode is in: queue repairs if it lost speech. True the one

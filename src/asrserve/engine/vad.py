@@ -99,7 +99,7 @@ def plan_chunks(
                     groups[-1] = (start, max(end, span.end), [*members, span])
                     continue
             groups.append((span.start, span.end, [span]))
-    chunks = []
+    chunks: list[Chunk] = []
     for start, end, members in groups:
         a, b = round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)
         if b > a:

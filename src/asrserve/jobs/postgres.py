@@ -90,7 +90,7 @@ class _Transaction:
         self._connection = connection
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        return self._connection.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        return self._connection.execute(sql.replace("?", "%s"), params)
 
 
 class PostgresJobStore(SqlJobStore):

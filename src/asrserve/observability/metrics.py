@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import (
@@ -20,7 +20,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class _CallbackGauges(Collector):
         self.worker_jobs: Callable[[], tuple[int, int] | None] = lambda: None
         self.streams: Callable[[], StreamStats | None] = lambda: None
 
-    def collect(self):  # type: ignore[no-untyped-def]  # prometheus' own signature
+    def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
             "asrserve_batch_queue_depth", "Chunks waiting in a model's batcher.", labels=["model"]
         )
@@ -96,7 +96,7 @@ class _CallbackGauges(Collector):
             yield from _stream_families(streams)
 
 
-def _stream_families(stats: StreamStats):  # type: ignore[no-untyped-def]  # as collect()
+def _stream_families(stats: StreamStats) -> Iterator[Metric]:
     for name, text, value in (
         ("asrserve_stream_limit", "Streams admitted at most.", stats.limit),
         ("asrserve_stream_load_level",

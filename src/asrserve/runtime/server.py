@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -150,5 +151,5 @@ class DrainingServer(uvicorn.Server):
         drained.cancel()
         if self.config.timeout_graceful_shutdown is not None:
             # One deadline for all in-flight work: requests get what the streams left of it.
-            self.config.timeout_graceful_shutdown = max(1.0, self.drain.time_left())
+            self.config.timeout_graceful_shutdown = math.ceil(max(1.0, self.drain.time_left()))
         await super().shutdown(sockets)

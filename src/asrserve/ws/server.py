@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import anyio
 import numpy as np
+from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from asrserve.engine.audio import decode as decode_audio
@@ -247,7 +248,7 @@ class Connection:
         self.received_s = 0.0
         self.ending = False
         """No utterance follows the ones queued: the last final carries is_final."""
-        self._receiving: asyncio.Future[dict[str, Any]] | None = None
+        self._receiving: asyncio.Future[Message] | None = None
         self._drain_begun: asyncio.Future[None] | None = None
 
     @property

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import ctranslate2
 import numpy as np
@@ -229,8 +230,8 @@ class WhisperEngine:
         )
         fit = dict.fromkeys(languages, 0.0)
         for i, result in enumerate(results):
-            chunk, language = divmod(i, len(languages))
-            fit[languages[language]] += shares[chunk] * result.scores[0]
+            chunk, candidate = divmod(i, len(languages))
+            fit[languages[candidate]] += shares[chunk] * result.scores[0]
         logits = np.array(
             [math.log(max(prior[lang], 1e-9)) + LANGUAGE_DECODE_WEIGHT * fit[lang]
              for lang in languages]
@@ -433,7 +434,7 @@ class WhisperEngine:
 
         out: list[list[Segment]] = []
         for parts, d, duration in zip(raw, decoded, durations, strict=True):
-            segments = []
+            segments: list[Segment] = []
             for part in parts:
                 text = tokenizer.decode([t for t in part["tokens"] if t < tokenizer.eot])
                 if not text.strip():
@@ -475,7 +476,7 @@ class WhisperEngine:
 
     def _split_at_timestamps(
         self, tokens: list[int], duration: float, tokenizer: Tokenizer
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         """Cut a chunk's tokens into segments at Whisper's timestamp tokens.
 
         faster-whisper's own splitter drops the text after the last closed timestamp pair,
@@ -483,7 +484,7 @@ class WhisperEngine:
         has no next window, so here the tail becomes a segment that ends with the chunk.
         """
         precision = self._model.time_precision
-        parts: list[dict] = []
+        parts: list[dict[str, Any]] = []
         start: float | None = None
         text: list[int] = []
         last_end = 0.0
@@ -505,7 +506,7 @@ class WhisperEngine:
 
     def _add_words(
         self,
-        raw: list[list[dict]],
+        raw: list[list[dict[str, Any]]],
         durations: list[float],
         encoder_output: ctranslate2.StorageView,
         features: np.ndarray,
