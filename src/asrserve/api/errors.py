@@ -24,6 +24,7 @@ from asrserve.engine.errors import (
     ModelChecksumError,
     ModelNotFoundError,
     UnsupportedLanguageError,
+    error_code,
 )
 from asrserve.jobmodel.errors import (
     InvalidCursorError,
@@ -121,7 +122,7 @@ def error_response(exc: Exception) -> JSONResponse:
             headers=exc.headers,
         )
     status = status_for(exc)
-    code = getattr(exc, "code", "internal_error")
+    code = error_code(exc, "internal_error")
     # A dependency that is down (the job database, a closing model) comes back by itself.
     headers = {"Retry-After": "5"} if status == 503 else None
     return JSONResponse(error_body(status, str(exc), code), status_code=status, headers=headers)

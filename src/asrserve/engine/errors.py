@@ -13,6 +13,12 @@ class AsrError(Exception):
     code: str = "asr_error"
 
 
+def error_code(exc: BaseException, default: str) -> str:
+    """The machine-readable code a client gets for `exc`: its own for asrserve's errors,
+    `default` for anything else (whose attributes are not ours to show)."""
+    return exc.code if isinstance(exc, AsrError) else default
+
+
 class AudioError(AsrError):
     code = "invalid_audio"
 

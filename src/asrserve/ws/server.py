@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from asrserve.engine.audio import decode as decode_audio
 from asrserve.engine.audio import pcm16_to_float32, resample
 from asrserve.engine.engines.base import SAMPLE_RATE, IncrementalEngine
-from asrserve.engine.errors import AsrError
+from asrserve.engine.errors import AsrError, error_code
 from asrserve.engine.options import AudioLimits, DecodeOptions, parse_hotwords
 from asrserve.engine.partials import IncrementalPartials, WhisperPartials
 from asrserve.engine.registry import LoadedModel, ModelRegistry
@@ -552,7 +552,7 @@ class Connection:
             except Exception as exc:
                 self.lag.done(id(event))
                 log.warning("final decode failed", exc_info=exc, extra={"wav_name": self.wav_name})
-                code = getattr(exc, "code", "decode_error")
+                code = error_code(exc, "decode_error")
                 await _send(self.websocket, error_message(self.mode, self.wav_name, str(exc), code))
                 continue
             # The last results, flushed after the end message, carry is_final (FunASR's clients

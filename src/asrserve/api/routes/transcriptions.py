@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 from asrserve.api.deps import ServicesDep, TranscriptionForm, TranslationForm
 from asrserve.api.errors import error_body, status_for
 from asrserve.api.forms import TranscriptionRequest, transcript_response
+from asrserve.engine.errors import error_code
 from asrserve.engine.types import Segment
 
 router = APIRouter(prefix="/v1/audio", tags=["OpenAI audio"])
@@ -67,7 +68,7 @@ async def _streamed(services: ServicesDep, form: TranscriptionRequest) -> Respon
             yield _event(
                 {
                     "type": "error",
-                    **error_body(status_for(exc), str(exc), getattr(exc, "code", "internal_error")),
+                    **error_body(status_for(exc), str(exc), error_code(exc, "internal_error")),
                 }
             )
             return
