@@ -9,8 +9,8 @@ import numpy as np
 import pocketsphinx
 import pytest
 
-from asrserve.engine.audio import decode
-from asrserve.engine.engines.base import SAMPLE_RATE, Engine, IncrementalEngine
+from asrserve.engine.audio import SAMPLE_RATE, decode
+from asrserve.engine.engines.base import Engine, IncrementalEngine
 from asrserve.engine.engines.pocketsphinx import PocketSphinxEngine
 from asrserve.engine.errors import ModelNotFoundError, UnsupportedLanguageError
 from asrserve.engine.options import DecodeOptions

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asrserve.engine.audio import decode
-from asrserve.engine.engines.base import SAMPLE_RATE, Engine, IncrementalEngine
+from asrserve.engine.audio import SAMPLE_RATE, decode
+from asrserve.engine.engines.base import Engine, IncrementalEngine
 from asrserve.engine.engines.vosk import VoskEngine
 from asrserve.engine.errors import (
     InvalidOptionError,

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from asrserve.engine import packing
+from asrserve.engine.audio import SAMPLE_RATE
 from asrserve.engine.coverage import barely_heard
-from asrserve.engine.engines.base import SAMPLE_RATE, Engine
+from asrserve.engine.engines.base import Engine
 from asrserve.engine.options import BatchingOptions, DecodeOptions
 from asrserve.engine.types import Segment
 

@@ -15,7 +15,8 @@ from typing import Protocol
 
 import numpy as np
 
-from asrserve.engine.engines.base import SAMPLE_RATE, IncrementalStream
+from asrserve.engine.audio import SAMPLE_RATE
+from asrserve.engine.engines.base import IncrementalStream
 from asrserve.engine.options import DecodeOptions
 from asrserve.engine.streaming import StreamingOptions
 from asrserve.engine.types import Segment

@@ -15,9 +15,10 @@ from typing import BinaryIO
 import numpy as np
 
 from asrserve.engine import audio as audio_io
+from asrserve.engine.audio import SAMPLE_RATE
 from asrserve.engine.batching import DynamicBatcher
 from asrserve.engine.coverage import splice, uncovered_spans, unheard_dropped
-from asrserve.engine.engines.base import SAMPLE_RATE, Engine
+from asrserve.engine.engines.base import Engine
 from asrserve.engine.errors import (
     AudioTooLongError,
     EmptyAudioError,

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from asrserve.engine.engines.base import SAMPLE_RATE
+from asrserve.engine.audio import SAMPLE_RATE
 from asrserve.engine.errors import AudioTooLongError
 from asrserve.engine.itn import inverse_normalize
 from asrserve.engine.options import DecodeOptions, TranscribeOptions

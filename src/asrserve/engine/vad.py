@@ -16,7 +16,7 @@ import numpy as np
 from faster_whisper.vad import SileroVADModel, get_speech_timestamps, get_vad_model
 from faster_whisper.vad import VadOptions as SileroOptions
 
-from asrserve.engine.engines.base import SAMPLE_RATE
+from asrserve.engine.audio import SAMPLE_RATE
 from asrserve.engine.options import VadOptions
 from asrserve.engine.types import SpeechSpan
 

@@ -24,9 +24,9 @@ import numpy as np
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from asrserve.engine.audio import SAMPLE_RATE, pcm16_to_float32, resample
 from asrserve.engine.audio import decode as decode_audio
-from asrserve.engine.audio import pcm16_to_float32, resample
-from asrserve.engine.engines.base import SAMPLE_RATE, IncrementalEngine
+from asrserve.engine.engines.base import IncrementalEngine
 from asrserve.engine.errors import AsrError, error_code
 from asrserve.engine.options import AudioLimits, DecodeOptions, parse_hotwords
 from asrserve.engine.partials import IncrementalPartials, WhisperPartials

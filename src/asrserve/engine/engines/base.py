@@ -12,8 +12,6 @@ import numpy as np
 from asrserve.engine.options import DecodeOptions
 from asrserve.engine.types import LanguageGuess, Segment
 
-SAMPLE_RATE = 16000
-
 
 @dataclass(frozen=True, slots=True)
 class EngineInfo:

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from pocketsphinx import Config, Decoder
 
-from asrserve.engine.audio import float32_to_pcm16
-from asrserve.engine.engines.base import SAMPLE_RATE, ClosingStream, EngineInfo
+from asrserve.engine.audio import SAMPLE_RATE, float32_to_pcm16
+from asrserve.engine.engines.base import ClosingStream, EngineInfo
 from asrserve.engine.errors import ModelError, ModelNotFoundError, UnsupportedLanguageError
 from asrserve.engine.options import DecodeOptions
 from asrserve.engine.types import LanguageGuess, Segment, Word

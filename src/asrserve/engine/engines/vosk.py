@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import vosk
 
-from asrserve.engine.audio import float32_to_pcm16
-from asrserve.engine.engines.base import SAMPLE_RATE, ClosingStream, EngineInfo
+from asrserve.engine.audio import SAMPLE_RATE, float32_to_pcm16
+from asrserve.engine.engines.base import ClosingStream, EngineInfo
 from asrserve.engine.errors import (
     InvalidOptionError,
     ModelError,

@@ -24,7 +24,8 @@ from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
-from asrserve.engine.engines.base import SAMPLE_RATE, EngineInfo
+from asrserve.engine.audio import SAMPLE_RATE
+from asrserve.engine.engines.base import EngineInfo
 from asrserve.engine.errors import InvalidOptionError, UnsupportedLanguageError
 from asrserve.engine.options import DecodeOptions
 from asrserve.engine.segmentation import split_segment
