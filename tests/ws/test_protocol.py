@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from asrserve.engine.streaming import Partial
-from asrserve.ws.protocol import DeltaTracker
+from asrserve.ws.protocol import DeltaTracker, parse_text_frame
 
 
 def appended(hypotheses: list[str], final: str) -> str:
@@ -60,3 +62,12 @@ def test_each_utterance_starts_afresh() -> None:
     assert tracker.delta(Partial(1, "four five", 1.0, 2.0)) == "four"
     # A final for an utterance that sent nothing is all of it.
     assert tracker.remainder(2, "Six seven.") == "Six seven."
+
+
+def test_funasr_svs_lang_goes_through_the_same_parser() -> None:
+    for given, language in (("auto", None), ("ZH", "zh"), (None, None)):
+        body: dict[str, object] = {"mode": "offline", "is_speaking": True}
+        if given is not None:
+            body["svs_lang"] = given
+        _, config = parse_text_frame(json.dumps(body))
+        assert config is not None and config.language == language

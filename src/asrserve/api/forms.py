@@ -20,6 +20,7 @@ from asrserve.engine.options import (
     DecodeOptions,
     TranscribeOptions,
     parse_hotwords,
+    parse_language,
     parse_languages,
 )
 from asrserve.engine.types import Transcript
@@ -83,7 +84,7 @@ def build_request(
     # As OpenAI documents it: temperature 0 (or none) lets the decoder raise it on failure.
     temperatures = DEFAULT_TEMPERATURES if not temperature else (temperature,)
     decode = DecodeOptions(
-        language=(language or "").strip().lower() or None,
+        language=parse_language(language),
         task=task,
         initial_prompt=prompt or None,
         hotwords=words,

@@ -39,6 +39,7 @@ from asrserve.engine.options import (
     DecodeOptions,
     TranscribeOptions,
     parse_hotwords,
+    parse_language,
     parse_languages,
 )
 from asrserve.engine.pipeline import Pipeline
@@ -171,7 +172,7 @@ def build_options(
     if task not in {"transcribe", "translate"}:
         raise typer.BadParameter("use transcribe or translate", param_hint="--task")
     decode = DecodeOptions(
-        language=None if language.lower() == "auto" else language.lower(),
+        language=parse_language(language),
         task=task,
         beam_size=beam_size,
         temperatures=temperatures or (0.0,),

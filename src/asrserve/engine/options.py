@@ -165,6 +165,14 @@ class LanguageOptions:
         return self.fallback or (self.expected[0] if self.expected else None)
 
 
+def parse_language(value: str | None) -> str | None:
+    """A requested language as every transport takes it: lower case; empty or `auto` (the
+    CLI's and FunASR's word for it) is None, which detects. Whether the model knows the
+    language is the pipeline's check, with its own sentence."""
+    code = (value or "").strip().lower()
+    return None if code in {"", "auto"} else code
+
+
 def parse_languages(value: str | Sequence[str] | None) -> tuple[str, ...]:
     """`"en,es"`, `"en es"` or a list of codes -> ("en", "es"): lower case, in order, once."""
     if value is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from asrserve.engine.options import parse_language
 from asrserve.engine.streaming import Final, Mode, Partial
 
 MODES = {m.value for m in Mode}
@@ -72,8 +73,7 @@ class ClientConfig(BaseModel):
 
     @property
     def language(self) -> str | None:
-        lang = (self.svs_lang or "").strip().lower()
-        return None if lang in {"", "auto"} else lang
+        return parse_language(self.svs_lang)
 
 
 def parse_text_frame(text: str) -> tuple[dict[str, Any], ClientConfig | None]:
