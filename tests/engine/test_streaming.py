@@ -16,13 +16,12 @@ from asrserve.engine.partials import IncrementalPartials, WhisperPartials
 from asrserve.engine.registry import LoadedModel, ModelRegistry
 from asrserve.engine.streaming import (
     Final,
-    Mode,
     Partial,
     PendingFinal,
     StreamingOptions,
     TwoPassSession,
 )
-from asrserve.engine.types import Segment
+from asrserve.engine.types import Mode, Segment
 from asrserve.engine.vad import Endpointer, EndpointerOptions, SpeechEnded, SpeechStarted
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.wer import normalize, word_errors

@@ -19,7 +19,6 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +30,9 @@ from websockets.typing import Subprotocol
 
 from asrserve.engine.audio import SAMPLE_RATE, decode, float32_to_pcm16
 from asrserve.engine.errors import AsrError
+from asrserve.engine.types import Mode
 
-
-class StreamMode(StrEnum):
-    """FunASR's modes: partials and a final per utterance, partials only, or one final."""
-
-    TWO_PASS = "2pass"
-    ONLINE = "online"
-    OFFLINE = "offline"
-
-
-MODES = tuple(m.value for m in StreamMode)
+MODES = tuple(m.value for m in Mode)
 FINAL_MODES = frozenset({"2pass-offline", "offline"})
 END_MESSAGE = {"is_speaking": False, "is_end": True}
 
@@ -315,7 +306,7 @@ class TranscriptPrinter:
 def stream(
     file: Path = typer.Argument(..., help="An audio or video file in any format.", exists=True),
     url: str = typer.Option("ws://127.0.0.1:8000/", help="The server's WebSocket URL."),
-    mode: StreamMode = typer.Option(StreamMode.TWO_PASS, help="What the server sends back."),
+    mode: Mode = typer.Option(Mode.TWO_PASS, help="What the server sends back."),
     realtime: bool = typer.Option(
         True, "--realtime/--fast", help="Pace the audio in real time, or send it at once."
     ),

@@ -19,7 +19,7 @@ from asrserve.engine.audio import SAMPLE_RATE
 from asrserve.engine.engines.base import IncrementalStream
 from asrserve.engine.options import DecodeOptions
 from asrserve.engine.streaming import StreamingOptions
-from asrserve.engine.types import Segment
+from asrserve.engine.types import Segment, join_text
 
 
 class ChunkSubmitter(Protocol):
@@ -83,7 +83,7 @@ class WhisperPartials:
     def update(self, utterance: np.ndarray, new_audio: np.ndarray) -> str:
         if self._pending is not None and self._pending.done():
             if not self._pending.cancelled() and self._pending.exception() is None:
-                self._last = _text(self._pending.result())
+                self._last = join_text(self._pending.result())
                 self._heard = self._submitted
             self._pending = None
         waited = utterance.size - self._submitted
@@ -108,7 +108,7 @@ class WhisperPartials:
     def finish_utterance(self, utterance: np.ndarray) -> str:
         """Online mode's final: the whole utterance, decoded now (this one call waits)."""
         self.reset()
-        return _text(self.batcher.submit(utterance.copy(), self.final_decode).result())
+        return join_text(self.batcher.submit(utterance.copy(), self.final_decode).result())
 
     def reset(self) -> None:
         if self._pending is not None:
@@ -118,10 +118,6 @@ class WhisperPartials:
 
     def close(self) -> None:
         self.reset()
-
-
-def _text(segments: list[Segment]) -> str:
-    return " ".join(s.text.strip() for s in segments if s.text.strip())
 
 
 class IncrementalPartials:
@@ -141,7 +137,7 @@ class IncrementalPartials:
     def finish_utterance(self, utterance: np.ndarray) -> str:
         # The engine's end-of-utterance pass (PocketSphinx decodes the utterance again with
         # whole-utterance normalisation) is far better than its last live hypothesis.
-        return _text(self.stream.finish())
+        return join_text(self.stream.finish())
 
     def reset(self) -> None:
         self.stream.finish()

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
@@ -26,18 +25,12 @@ from asrserve.engine.errors import AudioTooLongError
 from asrserve.engine.itn import inverse_normalize
 from asrserve.engine.options import DecodeOptions, TranscribeOptions
 from asrserve.engine.pipeline import Pipeline
-from asrserve.engine.types import Segment, Word
+from asrserve.engine.types import Mode, Segment, Word, join_text
 from asrserve.engine.vad import Endpointer, EndpointerOptions, SpeechEnded, SpeechStarted
 
 log = logging.getLogger(__name__)
 
 SENTENCE_ENDS = (".", "?", "!", "。", "？", "！")
-
-
-class Mode(StrEnum):
-    OFFLINE = "offline"
-    ONLINE = "online"
-    TWO_PASS = "2pass"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +105,7 @@ class PendingFinal:
             segments = tuple(
                 replace(s, text=inverse_normalize(s.text, self.language)) for s in segments
             )
-        text = " ".join(s.text.strip() for s in segments if s.text.strip())
+        text = join_text(segments)
         return Final(
             self.utterance, text, self.start, self.end, segments, self.forced, self.language
         )

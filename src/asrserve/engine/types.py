@@ -5,7 +5,9 @@ All times are seconds on the timeline of the original input audio.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,7 @@ class Transcript:
 
     @property
     def text(self) -> str:
-        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+        return join_text(self.segments)
 
     @property
     def language(self) -> str:
@@ -95,3 +97,17 @@ class Transcript:
     @property
     def words(self) -> tuple[Word, ...]:
         return tuple(w for s in self.segments for w in s.words)
+
+
+class Mode(StrEnum):
+    """FunASR's live modes: partials and a final per utterance (2pass), partials whose last
+    one per utterance is its result (online), or one final per utterance (offline)."""
+
+    OFFLINE = "offline"
+    ONLINE = "online"
+    TWO_PASS = "2pass"
+
+
+def join_text(segments: Iterable[Segment]) -> str:
+    """The segments' texts as one: each stripped, empty ones left out, one space between."""
+    return " ".join(text for s in segments if (text := s.text.strip()))

@@ -13,7 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from asrserve.engine.options import parse_language
-from asrserve.engine.streaming import Final, Mode, Partial
+from asrserve.engine.streaming import Final, Partial
+from asrserve.engine.types import Mode
 
 MODES = {m.value for m in Mode}
 

@@ -32,13 +32,13 @@ from asrserve.engine.options import AudioLimits, DecodeOptions, parse_hotwords
 from asrserve.engine.partials import IncrementalPartials, WhisperPartials
 from asrserve.engine.registry import LoadedModel, ModelRegistry
 from asrserve.engine.streaming import (
-    Mode,
     Partial,
     PartialDecoder,
     PendingFinal,
     StreamingOptions,
     TwoPassSession,
 )
+from asrserve.engine.types import Mode
 from asrserve.observability.metrics import Metrics, StreamStats
 from asrserve.ws.load import LiveLoad, LoadOptions, StreamLag
 from asrserve.ws.protocol import (
