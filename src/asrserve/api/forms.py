@@ -68,9 +68,12 @@ def build_request(
 ) -> TranscriptionRequest:
     try:
         fmt = parse_format(response_format or "json")
+    except AsrError as exc:
+        raise _bad(str(exc), "response_format") from exc
+    try:
         words = parse_hotwords(hotwords)
     except AsrError as exc:
-        raise _bad(str(exc), "response_format" if "format" in str(exc) else "hotwords") from exc
+        raise _bad(str(exc), "hotwords") from exc
     unknown = set(granularities) - {"word", "segment"}
     if unknown:
         raise _bad(
