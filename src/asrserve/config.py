@@ -51,6 +51,12 @@ class Settings(BaseSettings):
 
     model: str = Field(DEFAULT_MODEL, description="Catalogue name, model directory or hub id.")
     model_dir: Path | None = Field(None, description="Where catalogue models are assembled.")
+    model_idle_ttl_s: float = Field(
+        300.0,
+        ge=0,
+        description="Unload a model no request has used for this long (the default and the "
+        "partial model always stay); 0: never.",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str = Field("default", description="int8 on CPU, float16 on CUDA by default.")
     cpu_threads: int = Field(

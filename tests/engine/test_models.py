@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from asrserve.engine.errors import ModelChecksumError, ModelNotFoundError
@@ -123,6 +124,33 @@ def test_the_registry_loads_each_model_once_for_concurrent_callers(tmp_path: Pat
     assert registry.unload_idle(ttl_s=0) == ["whisper-tiny.en"]
     assert registry.loaded() == []
     registry.close()
+
+
+def test_idle_models_are_unloaded_after_their_time_to_live_and_pinned_ones_stay(
+    tmp_path: Path,
+) -> None:
+    loads: list[str] = []
+    registry = ModelRegistry(
+        cache_dir=tmp_path, on_load=lambda name, s: loads.append(name),
+        idle_ttl_s=0.2, pinned={"whisper-tiny.en"},
+    )  # fmt: skip
+    try:
+        registry.release(registry.acquire("whisper-tiny.en"))
+        held = registry.acquire("pocketsphinx-en")
+        time.sleep(0.5)  # past the time to live, but held: it stays
+        assert {m.name for m in registry.loaded()} == {"whisper-tiny.en", "pocketsphinx-en"}
+        registry.release(held)
+        deadline = time.monotonic() + 30
+        while "pocketsphinx-en" in {m.name for m in registry.loaded()}:
+            assert time.monotonic() < deadline, "an idle model was never unloaded"
+            time.sleep(0.05)
+        assert [m.name for m in registry.loaded()] == ["whisper-tiny.en"]
+        # Asked for again, it loads again and works.
+        with registry.use("pocketsphinx-en") as again:
+            assert again.engine.detect_language([np.zeros(16000, np.float32)]).language == "en"
+        assert loads == ["whisper-tiny.en", "pocketsphinx-en", "pocketsphinx-en"]
+    finally:
+        registry.close()
 
 
 def test_assembly_is_idempotent(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -359,7 +359,3 @@ def _hub_download(model_id: str, allow_download: bool) -> str:
             f"({type(exc).__name__}); check the network, or download it elsewhere and pass the "
             "local directory."
         ) from exc
-
-
-def catalogue_entries() -> Iterator[CatalogueEntry]:
-    return iter(CATALOGUE.values())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +89,11 @@ class ModelRegistry:
         languages: LanguageOptions | None = None,
         on_batch: Callable[[str, BatchStats], None] | None = None,
         on_load: Callable[[str, float], None] | None = None,
+        idle_ttl_s: float | None = None,
+        pinned: Collection[str] = (),
     ) -> None:
+        """`idle_ttl_s`: models nobody holds are unloaded this long after their last use, by a
+        background thread, except the `pinned` ones (None: models stay until `close`)."""
         self.cache_dir = cache_dir
         self.engine_settings = engine_settings or EngineSettings()
         self.batching = batching or BatchingOptions()
@@ -100,6 +104,16 @@ class ModelRegistry:
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+        self.idle_ttl_s = idle_ttl_s
+        self.pinned = frozenset(pinned)
+        self._closing = threading.Event()
+        if idle_ttl_s is not None:
+            if idle_ttl_s <= 0:
+                raise ValueError("The idle time before a model is unloaded must be positive.")
+            threading.Thread(
+                target=self._unload_idle_until_closed, args=(idle_ttl_s,), name="model-ttl",
+                daemon=True,
+            ).start()  # fmt: skip
 
     def acquire(self, name: str) -> LoadedModel:
         """Load the model on first use (one loader per name) and take a reference to it."""
@@ -113,14 +127,17 @@ class ModelRegistry:
         with name_lock:
             with self._lock:
                 model = self._models.get(name)
-            if model is None:
-                model = self._load(name)
-                with self._lock:
-                    self._models[name] = model
-        with self._lock:
-            model.refs += 1
-            model.last_used = time.monotonic()
-        return model
+                if model is not None:  # loaded by the thread this one waited for
+                    model.refs += 1
+                    model.last_used = time.monotonic()
+                    return model
+            model = self._load(name)
+            # Published with its reference taken, so the idle unloader never sees it free.
+            with self._lock:
+                self._models[name] = model
+                model.refs += 1
+                model.last_used = time.monotonic()
+            return model
 
     def release(self, model: LoadedModel) -> None:
         with self._lock:
@@ -140,10 +157,14 @@ class ModelRegistry:
             return list(self._models.values())
 
     def unload_idle(self, ttl_s: float) -> list[str]:
-        """Unload models nobody holds that were last used more than `ttl_s` ago."""
+        """Unload models nobody holds that were last used more than `ttl_s` ago, pinned ones
+        aside. The next request for one loads it again."""
         now = time.monotonic()
         with self._lock:
-            idle = [m for m in self._models.values() if m.refs == 0 and now - m.last_used > ttl_s]
+            idle = [
+                m for m in self._models.values()
+                if m.refs == 0 and now - m.last_used > ttl_s and m.name not in self.pinned
+            ]  # fmt: skip
             for m in idle:
                 del self._models[m.name]
         for m in idle:
@@ -151,7 +172,16 @@ class ModelRegistry:
             log.info("unloaded idle model", extra={"model": m.name})
         return [m.name for m in idle]
 
+    def _unload_idle_until_closed(self, ttl_s: float) -> None:
+        # A model is unloaded between ttl_s and 1.25 ttl_s after its last use.
+        while not self._closing.wait(min(30.0, ttl_s / 4)):
+            try:
+                self.unload_idle(ttl_s)
+            except Exception:  # never let the unloader die: models would then stay forever
+                log.exception("unloading idle models failed")
+
     def close(self) -> None:
+        self._closing.set()
         with self._lock:
             models = list(self._models.values())
             self._models.clear()

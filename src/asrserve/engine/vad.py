@@ -208,17 +208,9 @@ class Endpointer:
         its speech (`sentence_end_silence_ms` then ends it). Cleared at every boundary."""
 
     @property
-    def in_speech(self) -> bool:
-        return self._in_speech
-
-    @property
     def silence_s(self) -> float:
         """The silence heard since the utterance's last speech (0 outside an utterance)."""
         return self._silence_run * _WINDOW / SAMPLE_RATE if self._in_speech else 0.0
-
-    @property
-    def utterance_start(self) -> float:
-        return self._start
 
     def feed(self, pcm: np.ndarray) -> list[SpeechStarted | SpeechEnded]:
         opts = self.options

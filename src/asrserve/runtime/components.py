@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from asrserve.config import Settings
 from asrserve.engine.batching import BatchStats
@@ -23,8 +23,12 @@ from asrserve.observability.metrics import Metrics
 log = logging.getLogger(__name__)
 
 
-def build_registry(settings: Settings, metrics: Metrics | None = None) -> ModelRegistry:
-    """The models of every entry point (`transcribe`, which exports no metrics, passes none)."""
+def build_registry(
+    settings: Settings, metrics: Metrics | None = None, *, pinned: Collection[str] | None = None
+) -> ModelRegistry:
+    """The models of every entry point (`transcribe`, which exports no metrics, passes none).
+    `pinned`: for a long-running process, the models it always keeps; the others are unloaded
+    once idle for `model_idle_ttl_s`. None, for a one-shot command: nothing is unloaded."""
     on_batch: Callable[[str, BatchStats], None] | None = None
     on_load: Callable[[str, float], None] | None = None
     if metrics is not None:
@@ -41,6 +45,8 @@ def build_registry(settings: Settings, metrics: Metrics | None = None) -> ModelR
         languages=settings.language_options(),
         on_batch=on_batch,
         on_load=on_load,
+        idle_ttl_s=None if pinned is None else (settings.model_idle_ttl_s or None),
+        pinned=pinned or (),
     )
 
 

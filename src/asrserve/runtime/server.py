@@ -68,7 +68,9 @@ def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def start() -> AsyncIterator[Services]:
-        registry = build_registry(settings, metrics)
+        registry = build_registry(
+            settings, metrics, pinned={options.default_model, options.partial_model}
+        )
         store = build_job_store(job_options)
         queue = build_job_queue(job_options, store, registry, metrics)
         jobs = JobService(

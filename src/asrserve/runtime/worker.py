@@ -48,7 +48,7 @@ def run_worker(
             "`asrserve serve` runs the jobs itself)."
         )
     metrics = Metrics()
-    registry = build_registry(settings, metrics)
+    registry = build_registry(settings, metrics, pinned={settings.model})
     # Loaded here, in the process that runs the jobs, before the first message is taken.
     registry.release(registry.acquire(settings.model))
     store = build_job_store(job_options)
