@@ -1,7 +1,8 @@
 """Settings for the entry points: defaults < config file < ASRSERVE_* environment < flags.
 
-Only entry points (the CLI, later the server and workers) read this; they turn it into the
-engine's plain option dataclasses.
+Only entry points read this: the CLI commands, the server and the job workers (through
+`asrserve.runtime`), which turn it into the plain option dataclasses of the engine, the API,
+the stream server and the jobs. Defaults that those dataclasses own are read from them.
 """
 
 from __future__ import annotations
@@ -32,14 +33,14 @@ from asrserve.engine.registry import EngineSettings
 from asrserve.jobs.options import JobOptions
 
 CONFIG_ENV = "ASRSERVE_CONFIG"
-# The file given with --config, for the duration of one load_settings call: pydantic-settings
-# asks for its sources through a classmethod, and the process environment must not be changed.
 _LANGUAGES = LanguageOptions()  # the defaults' one home
 _BATCHING = BatchingOptions()
 _ENGINE = EngineSettings()
 _SERVER = ServerOptions()
 _JOBS = JobOptions()
 
+# The file given with --config, for the duration of one load_settings call: pydantic-settings
+# asks for its sources through a classmethod, and the process environment must not be changed.
 _config_file: ContextVar[Path | None] = ContextVar("asrserve_config_file", default=None)
 
 
