@@ -1,1 +1,52 @@
-"""The asrserve engine: a library of numpy arrays and dataclasses with no transport in it."""
+"""The asrserve engine: a library of numpy arrays and dataclasses with no transport in it.
+
+    from asrserve.engine import ModelRegistry, ResponseFormat, render
+
+    with ModelRegistry() as models, models.use("whisper-base") as model:
+        print(render(model.pipeline.transcribe("speech.mp3"), ResponseFormat.SRT))
+
+What servers, workers and tools build on is exported here; the submodules hold the rest.
+"""
+
+from asrserve.engine.audio import SAMPLE_RATE, decode
+from asrserve.engine.errors import AsrError
+from asrserve.engine.formats import ResponseFormat, parse_format, render, to_dict
+from asrserve.engine.options import (
+    AudioLimits,
+    BatchingOptions,
+    DecodeOptions,
+    LanguageOptions,
+    TranscribeOptions,
+    VadOptions,
+)
+from asrserve.engine.pipeline import Pipeline
+from asrserve.engine.registry import EngineSettings, LoadedModel, ModelRegistry
+from asrserve.engine.streaming import StreamingOptions, TwoPassSession
+from asrserve.engine.types import Mode, Segment, Transcript, TranscriptInfo, Word
+
+__all__ = [
+    "SAMPLE_RATE",
+    "AsrError",
+    "AudioLimits",
+    "BatchingOptions",
+    "DecodeOptions",
+    "EngineSettings",
+    "LanguageOptions",
+    "LoadedModel",
+    "Mode",
+    "ModelRegistry",
+    "Pipeline",
+    "ResponseFormat",
+    "Segment",
+    "StreamingOptions",
+    "TranscribeOptions",
+    "Transcript",
+    "TranscriptInfo",
+    "TwoPassSession",
+    "VadOptions",
+    "Word",
+    "decode",
+    "parse_format",
+    "render",
+    "to_dict",
+]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from asrserve.engine.batching import BatchStats, DynamicBatcher
 from asrserve.engine.engines.base import Engine
@@ -179,6 +180,12 @@ class ModelRegistry:
                 self.unload_idle(ttl_s)
             except Exception:  # never let the unloader die: models would then stay forever
                 log.exception("unloading idle models failed")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def close(self) -> None:
         self._closing.set()
