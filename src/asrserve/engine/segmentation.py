@@ -9,12 +9,29 @@ segments back, with times taken from the aligned words.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 
 from asrserve.engine.types import Segment, Word
 
 _SENTENCE_END = (".", "?", "!", "。", "？", "！", "…")
+_MIN_PROBABILITY = 1e-10
+"""Floor of a word's probability in a segment's mean log-probability (a 0 would be -inf)."""
+
+
+def segment_of_words(index: int, words: Sequence[Word]) -> Segment:
+    """One segment made of `words` (at least one), for engines that give words, not segments
+    (PocketSphinx, Vosk): their span and text, and their mean log-probability."""
+    logprob = sum(math.log(max(w.probability, _MIN_PROBABILITY)) for w in words) / len(words)
+    return Segment(
+        id=index,
+        start=words[0].start,
+        end=words[-1].end,
+        text="".join(w.word for w in words),
+        words=tuple(words),
+        avg_logprob=logprob,
+    )
 
 
 def split_segment(

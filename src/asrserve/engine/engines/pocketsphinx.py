@@ -20,7 +20,6 @@ dictionary would need pronunciations, which it cannot guess (no grapheme-to-phon
 from __future__ import annotations
 
 import logging
-import math
 import re
 import threading
 import time
@@ -34,6 +33,7 @@ from asrserve.engine.audio import SAMPLE_RATE, float32_to_pcm16
 from asrserve.engine.engines.base import ClosingStream, EngineInfo
 from asrserve.engine.errors import ModelError, ModelNotFoundError, UnsupportedLanguageError
 from asrserve.engine.options import DecodeOptions
+from asrserve.engine.segmentation import segment_of_words
 from asrserve.engine.types import LanguageGuess, Segment, Word
 
 logger = logging.getLogger(__name__)
@@ -43,9 +43,6 @@ ENGINE_NAME = "pocketsphinx"
 # A pause at least this long between two words starts a new segment, so a long chunk reads as
 # subtitle-sized lines the way Whisper's timestamp tokens split its output.
 SEGMENT_PAUSE_S = 0.8
-
-# Word posteriors can be exactly 0; the floor keeps `avg_logprob` finite.
-_MIN_PROBABILITY = 1e-10
 
 # All-zero audio (digital silence) makes the decoder stretch one word over the whole chunk because
 # log-energy features are meaningless without any signal; a chunk whose samples never leave
@@ -326,17 +323,4 @@ def _segments(
         else:
             groups.append([word])
 
-    segments = []
-    for index, group in enumerate(groups):
-        logprob = sum(math.log(max(w.probability, _MIN_PROBABILITY)) for w in group) / len(group)
-        segments.append(
-            Segment(
-                id=index,
-                start=group[0].start,
-                end=group[-1].end,
-                text="".join(w.word for w in group),
-                words=tuple(group),
-                avg_logprob=logprob,
-            )
-        )
-    return segments
+    return [segment_of_words(index, group) for index, group in enumerate(groups)]

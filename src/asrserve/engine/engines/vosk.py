@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from asrserve.engine.errors import (
     UnsupportedLanguageError,
 )
 from asrserve.engine.options import DecodeOptions
+from asrserve.engine.segmentation import segment_of_words
 from asrserve.engine.types import LanguageGuess, Segment, Word
 
 logger = logging.getLogger(__name__)
@@ -44,9 +44,6 @@ _BLOCK_BYTES = 2 * SAMPLE_RATE // 10
 
 # Tokens some Vosk models emit for out-of-vocabulary speech; they are not words.
 _NON_WORDS = frozenset({"[unk]", "<unk>", "<UNK>"})
-
-# Word confidences can be exactly 0; the floor keeps `avg_logprob` finite.
-_MIN_PROBABILITY = 1e-10
 
 
 class VoskEngine:
@@ -245,15 +242,5 @@ def _segments(utterances: list[list[dict[str, Any]]], origin: float, end_s: floa
             probability = min(max(float(item.get("conf", 1.0)), 0.0), 1.0)
             words.append(Word(start, end, " " + item["word"], probability))
             last_end = end
-        logprob = sum(math.log(max(w.probability, _MIN_PROBABILITY)) for w in words) / len(words)
-        segments.append(
-            Segment(
-                id=len(segments),
-                start=words[0].start,
-                end=words[-1].end,
-                text="".join(w.word for w in words),
-                words=tuple(words),
-                avg_logprob=logprob,
-            )
-        )
+        segments.append(segment_of_words(len(segments), words))
     return segments
