@@ -137,7 +137,9 @@ def test_expected_languages_decide_short_prompts(
         )  # fmt: skip
     assert result.language == "spanish"
     body = result.model_dump()
-    assert body["language_probability"] > 0.9
+    # 0.86 since detection encodes windows fitted to the speech (above 0.9 in padded 30 s
+    # windows); any language at all: Spanish at 0.42.
+    assert body["language_probability"] > 0.75
     assert body["language_source"] == "detected"
     bad = httpx.post(
         f"{server.url}/v1/audio/transcriptions",
