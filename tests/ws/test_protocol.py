@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from asrserve.engine.streaming import Partial
-from asrserve.ws.protocol import DeltaTracker, parse_text_frame
+from asrserve.ws.protocol import DeltaTracker, ProtocolError, is_end_message, parse_text_frame
 
 
 def appended(hypotheses: list[str], final: str) -> str:
@@ -71,3 +73,38 @@ def test_funasr_svs_lang_goes_through_the_same_parser() -> None:
             body["svs_lang"] = given
         _, config = parse_text_frame(json.dumps(body))
         assert config is not None and config.language == language
+
+
+@pytest.mark.parametrize(
+    ("text", "sentence"),
+    [
+        ("{not json", "The message is not JSON"),
+        ("[1, 2]", "A text message must be a JSON object."),
+        ('{"mode": "fast"}', "Bad configuration: mode: "),
+        ('{"audio_fs": 100}', "Bad configuration: audio_fs: "),
+        ('{"chunk_size": "5,x,5"}', "Bad configuration: chunk_size: "),
+        ('{"is_end": true, "itn": "maybe"}', "Bad configuration: itn: "),
+    ],
+)
+def test_a_bad_text_frame_gets_a_sentence_naming_what_is_wrong(text: str, sentence: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_text_frame(text)
+    assert str(caught.value).startswith(sentence)
+
+
+def test_speaking_flags_alone_carry_no_config_and_end_the_stream() -> None:
+    data, config = parse_text_frame('{"is_speaking": false}')
+    assert config is None and is_end_message(data)
+    data, config = parse_text_frame('{"is_speaking": true}')
+    assert config is None and not is_end_message(data)
+    assert is_end_message(parse_text_frame('{"is_finished": true}')[0])
+
+
+def test_a_config_frame_takes_funasr_spellings_and_ignores_unknown_keys() -> None:
+    _, config = parse_text_frame(
+        json.dumps({"mode": "2pass", "chunk_size": "5, 10, 5", "wav_name": "x" * 300, "extra": 1})
+    )
+    assert config is not None
+    assert config.chunk_size == [5, 10, 5]
+    assert len(config.wav_name) == 256
+    assert config.is_pcm
