@@ -43,7 +43,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from asrserve.jobs.options import JobOptions
-from asrserve.jobs.sqlstore import STRAY_UPLOAD_GRACE_S, SqlJobStore, iter_statements
+from asrserve.jobs.sqlstore import SqlJobStore, iter_statements
+from asrserve.jobs.uploads import STRAY_UPLOAD_GRACE_S
 
 __all__ = ["DB_NAME", "STRAY_UPLOAD_GRACE_S", "SQLiteJobStore"]
 

@@ -4,12 +4,10 @@
 open connections, create the schema and say how to lock; every transition is written once,
 here, so both stores keep exactly the same semantics.
 
-Uploads live in a directory (`uploads_dir`) as files named by job id. `create` writes the
-upload to a temporary file, fsyncs it, renames it into place and fsyncs the directory, and only
-then inserts the row; the row's commit is durable when it returns. So once `create` returns,
-the job and its upload survive a killed process, and a row never names an upload that is not
-on disk. A finished job's upload is deleted at once (the result is in the row); files that lost
-their row (a crash between writing an upload and inserting its row) are swept by
+Uploads live in an `UploadDir` (jobs/uploads.py), one durable file per job id. `create` writes
+the upload before it inserts the row, and the row's commit is durable when it returns, so once
+`create` returns the job and its upload survive a killed process. A finished job's upload is
+deleted at once (the result is in the row); files that lost their row are swept by
 `purge_expired`.
 
 Leases. A worker that claims a job with `lease_s` holds it until `lease_expires_at` and renews
@@ -29,16 +27,13 @@ wait on each other) and the connection handling in `_write`/`_read`.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
-from asrserve.engine.errors import AudioTooLargeError, EmptyAudioError
 from asrserve.engine.types import Transcript
 from asrserve.jobmodel.errors import JobNotFinishedError
 from asrserve.jobmodel.records import (
@@ -51,16 +46,12 @@ from asrserve.jobmodel.records import (
 )
 from asrserve.jobs.serialization import transcript_from_json, transcript_to_json
 from asrserve.jobs.store import Upload, check_page_size, decode_cursor, encode_cursor
+from asrserve.jobs.uploads import UploadDir
 from asrserve.jobs.webhooks import validate_webhook_url
 
 log = logging.getLogger(__name__)
 
-STRAY_UPLOAD_GRACE_S = 3600.0
-"""An upload file without a live job is removed only when older than this, so that a `create`
-between writing its file and inserting its row is never swept."""
-_COPY_CHUNK = 1 << 20
 _MAX_FILENAME = 255
-_TMP_PREFIX = ".tmp-"
 JOB_CRASHED = "job_crashed"
 
 # Everything but the result, which can be megabytes: listings and webhooks do not need it.
@@ -94,22 +85,6 @@ class Transaction(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
 
 
-def _human_bytes(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.4g} {unit}"
-    return f"{n} bytes"
-
-
-def _fsync_dir(path: Path) -> None:
-    # A rename is durable only once the directory entry is: fsync the directory itself.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _crashed_message(attempts: int) -> str:
     return (
         f"The job was started {attempts} times and each time the worker stopped before it "
@@ -139,8 +114,8 @@ class SqlJobStore:
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        self.uploads_dir = Path(uploads_dir)
-        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        self._uploads = UploadDir(uploads_dir)
+        self.uploads_dir = self._uploads.directory
         self.retention_s = retention_s
         self.max_attempts = max_attempts
         self._clock = clock
@@ -200,48 +175,12 @@ class SqlJobStore:
     # --- uploads --------------------------------------------------------------------------------
 
     def upload_path(self, job_id: str) -> Path:
-        if not is_valid_job_id(job_id):
-            raise ValueError(f"not a job id: {job_id!r}")
-        return self.uploads_dir / job_id
+        return self._uploads.path(job_id)
 
-    def _write_upload(self, job_id: str, upload: Upload, max_bytes: int | None) -> int:
-        final = self.upload_path(job_id)
-        tmp = self.uploads_dir / f"{_TMP_PREFIX}{job_id}"
-        with contextlib.ExitStack() as stack:
-            if isinstance(upload, bytes):
-                source: BinaryIO = io.BytesIO(upload)
-            elif isinstance(upload, Path):
-                source = stack.enter_context(upload.open("rb"))
-            else:
-                source = upload
-            try:
-                size = 0
-                with tmp.open("xb") as out:
-                    while chunk := source.read(_COPY_CHUNK):
-                        size += len(chunk)
-                        if max_bytes is not None and size > max_bytes:
-                            raise AudioTooLargeError(
-                                f"The upload is larger than the {_human_bytes(max_bytes)} "
-                                "allowed; send a shorter or more compressed file."
-                            )
-                        out.write(chunk)
-                    if size == 0:
-                        raise EmptyAudioError("The upload is empty: send an audio file.")
-                    out.flush()
-                    os.fsync(out.fileno())
-                tmp.replace(final)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-        _fsync_dir(self.uploads_dir)
-        return size
-
-    def _remove_upload(self, job_id: str) -> None:
-        try:
-            self.upload_path(job_id).unlink(missing_ok=True)
-        except OSError:
-            # The row is already final; purge_expired sweeps the file later.
-            log.warning("could not remove upload", exc_info=True, extra={"job_id": job_id})
+    def _is_unfinished(self, job_id: str) -> bool:
+        with self._read() as db:
+            row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row is not None and not JobState(row["state"]).finished
 
     # --- used by the routes ---------------------------------------------------------------------
 
@@ -261,7 +200,7 @@ class SqlJobStore:
         options_json = json.dumps(dict(options), ensure_ascii=False, allow_nan=False)
         filename = (filename or "").strip()[:_MAX_FILENAME] or "upload"
         job_id = new_job_id()
-        size = self._write_upload(job_id, upload, max_bytes)
+        size = self._uploads.write(job_id, upload, max_bytes)
         now = self._clock()
         try:
             with self._write() as db:
@@ -272,7 +211,7 @@ class SqlJobStore:
                     (job_id, QUEUED, model, options_json, filename, webhook_url, size, now, now),
                 ).fetchone()
         except BaseException:
-            self._remove_upload(job_id)
+            self._uploads.remove(job_id)
             raise
         log.info("job created", extra={"job_id": job_id, "model": model, "bytes": size})
         return self._job(row)
@@ -304,7 +243,7 @@ class SqlJobStore:
             else:
                 row = db.execute(f"SELECT {_FULL} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if state is JobState.QUEUED:
-            self._remove_upload(job_id)
+            self._uploads.remove(job_id)
         log.info("job cancel requested", extra={"job_id": job_id, "state": state.value})
         return self._job(row)
 
@@ -323,7 +262,7 @@ class SqlJobStore:
                     "has stopped."
                 )
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-        self._remove_upload(job_id)
+        self._uploads.remove(job_id)
         log.info("job deleted", extra={"job_id": job_id})
         return True
 
@@ -429,7 +368,7 @@ class SqlJobStore:
             )
         if row is None:
             return None
-        self._remove_upload(job_id)
+        self._uploads.remove(job_id)
         return self._job(row)
 
     def _start(
@@ -516,7 +455,7 @@ class SqlJobStore:
                 log.info("job cancelled while its worker was gone", extra={"job_id": job_id})
             else:
                 log.error("job failed: out of attempts", extra={"job_id": job_id})
-            self._remove_upload(job_id)
+            self._uploads.remove(job_id)
 
     def renew_lease(self, job_id: str, worker_id: str, lease_s: float) -> bool:
         """Extend the lease of a job `worker_id` holds; False when it no longer holds it (the
@@ -552,7 +491,7 @@ class SqlJobStore:
                     )
                     requeued.append(row["id"])
         for job_id in cancelled:
-            self._remove_upload(job_id)
+            self._uploads.remove(job_id)
         for job_id in requeued:
             log.warning("job's worker stopped renewing its lease; queued again",
                         extra={"job_id": job_id})  # fmt: skip
@@ -643,7 +582,7 @@ class SqlJobStore:
                     (QUEUED, self._clock(), job_id),
                 )
         if cancelled:
-            self._remove_upload(job_id)
+            self._uploads.remove(job_id)
         return not cancelled
 
     def requeue_interrupted(self) -> list[str]:
@@ -664,7 +603,7 @@ class SqlJobStore:
                 ).fetchall()
             ]
         for job_id in cancelled:
-            self._remove_upload(job_id)
+            self._uploads.remove(job_id)
         for job_id in requeued:
             log.warning(
                 "job was running when its process stopped; queued again", extra={"job_id": job_id}
@@ -683,33 +622,11 @@ class SqlJobStore:
                 ).fetchall()
             ]
         for job_id in purged:
-            self._remove_upload(job_id)
-        self._sweep_uploads(now)
+            self._uploads.remove(job_id)
+        self._uploads.sweep(now, self._is_unfinished)
         if purged:
             log.info("expired jobs purged", extra={"count": len(purged)})
         return len(purged)
-
-    def _sweep_uploads(self, now: float) -> None:
-        """Remove upload files no unfinished job owns (left by a crash mid-create or
-        mid-finish), once they are old enough that no create can still be inserting them."""
-        for path in self.uploads_dir.iterdir():
-            try:
-                if path.stat().st_mtime > now - STRAY_UPLOAD_GRACE_S:
-                    continue
-            except FileNotFoundError:
-                continue
-            name = path.name
-            if name.startswith(_TMP_PREFIX):
-                stray = True
-            elif is_valid_job_id(name):
-                with self._read() as db:
-                    row = db.execute("SELECT state FROM jobs WHERE id = ?", (name,)).fetchone()
-                stray = row is None or JobState(row["state"]).finished
-            else:
-                stray = False  # not ours: leave it alone
-            if stray:
-                log.warning("removing stray upload", extra={"file": name})
-                path.unlink(missing_ok=True)
 
     # --- used by the webhook sender -------------------------------------------------------------
 
