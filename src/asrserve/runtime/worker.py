@@ -13,13 +13,16 @@ import logging
 import os
 import signal
 import socket
+from typing import Any
 
+from celery import Celery
 from celery.signals import worker_shutting_down
 
 from asrserve.config import Settings
 from asrserve.engine.options import TranscribeOptions
 from asrserve.jobs import registry_transcriber
 from asrserve.jobs.celery_queue import TASK_NAME, CeleryJobQueue, make_celery
+from asrserve.jobs.options import JobOptions
 from asrserve.jobs.worker import JobWorker
 from asrserve.observability.health_server import HealthServer
 from asrserve.observability.metrics import Metrics
@@ -33,10 +36,8 @@ from asrserve.runtime.components import (
 log = logging.getLogger(__name__)
 
 
-def run_worker(
-    settings: Settings, *, concurrency: int | None = None, queues: list[str] | None = None
-) -> int:
-    """Run until SIGTERM/SIGINT; returns the exit status."""
+def distributed_job_options(settings: Settings, concurrency: int | None) -> JobOptions:
+    """The job options a worker runs with; refuses settings without a shared queue and store."""
     job_options = settings.job_options()
     if concurrency is not None:
         job_options = dataclasses.replace(job_options, workers=concurrency)
@@ -47,6 +48,32 @@ def run_worker(
             "redis:// URL and ASRSERVE_JOB_STORE to a postgresql:// URL (with the local queue, "
             "`asrserve serve` runs the jobs itself)."
         )
+    return job_options
+
+
+def _consumer(
+    celery: Celery, job_options: JobOptions, queues: list[str] | None, log_level: str
+) -> Any:
+    # Threads share the loaded model; mingle, gossip and heartbeats only add broker traffic
+    # for features (remote control, clock sync) asrserve does not use.
+    return celery.Worker(
+        hostname=f"asrserve@{socket.gethostname()}",
+        pool="threads",
+        concurrency=job_options.workers,
+        queues=queues or [job_options.queue_name],
+        loglevel=log_level.upper(),
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+        optimization="fair",
+    )
+
+
+def run_worker(
+    settings: Settings, *, concurrency: int | None = None, queues: list[str] | None = None
+) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit status."""
+    job_options = distributed_job_options(settings, concurrency)
     metrics = Metrics()
     registry = build_registry(settings, metrics, pinned={settings.model})
     # Loaded here, in the process that runs the jobs, before the first message is taken.
@@ -83,17 +110,7 @@ def run_worker(
 
     worker_shutting_down.connect(drain, weak=False)
     worker.start()
-    consumer = celery.Worker(
-        hostname=f"asrserve@{socket.gethostname()}",
-        pool="threads",
-        concurrency=job_options.workers,
-        queues=queues or [job_options.queue_name],
-        loglevel=settings.log_level.upper(),
-        without_heartbeat=True,
-        without_mingle=True,
-        without_gossip=True,
-        optimization="fair",
-    )
+    consumer = _consumer(celery, job_options, queues, settings.log_level)
     log.info(
         "worker ready",
         extra={
