@@ -34,7 +34,7 @@ from asrserve.api.deps import Services
 from asrserve.api.service import TranscriptionService
 from asrserve.config import Settings
 from asrserve.jobs import JobService
-from asrserve.jobs.options import SQLITE_STORE
+from asrserve.jobs.options import SQLITE_STORE, JobOptions
 from asrserve.observability.metrics import Metrics
 from asrserve.runtime.components import (
     build_job_queue,
@@ -60,11 +60,7 @@ def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
     job_options = settings.job_options()
     job_options.validate()
     metrics = Metrics()
-    # Only one process may run the embedded runner on a data directory: it treats every job
-    # left running as its own to resume. Taken here, before the server starts, so a second
-    # server is refused with the lock's sentence (DataDirLockedError), not a failed start.
-    embedded = job_options.store == SQLITE_STORE
-    lock = DataDirLock(job_options.data_dir).acquire() if embedded else None
+    lock = embedded_runner_lock(job_options)
 
     @asynccontextmanager
     async def start() -> AsyncIterator[Services]:
@@ -81,19 +77,7 @@ def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
         )
         admission = Admission(options.max_concurrent_requests, options.max_waiting_requests)
         watch_jobs(metrics, registry, store)
-        streams = StreamServer(
-            registry,
-            StreamServerOptions(
-                final_model=options.default_model,
-                partial_model=options.partial_model,
-                max_streams=options.max_streams,
-                idle_timeout_s=options.stream_idle_timeout_s,
-                limits=options.limits,
-                load=stream_load(settings),
-            ),
-            metrics,
-            drain,
-        )
+        streams = StreamServer(registry, stream_server_options(settings), metrics, drain)
         drain.add(streams.closed)
         services = Services(
             options=options,
@@ -128,10 +112,30 @@ def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
     return create_api(options, metrics, start)
 
 
-def stream_load(settings: Settings) -> LoadOptions:
-    if settings.stream_overloaded_lag_s is None:
-        return LoadOptions()
-    return LoadOptions(overloaded_lag_s=settings.stream_overloaded_lag_s)
+def embedded_runner_lock(job_options: JobOptions) -> DataDirLock | None:
+    """Only one process may run the embedded runner on a data directory: it treats every job
+    left running as its own to resume. Taken before the server starts, so a second server is
+    refused with the lock's sentence (DataDirLockedError), not a failed start."""
+    if job_options.store != SQLITE_STORE:
+        return None
+    return DataDirLock(job_options.data_dir).acquire()
+
+
+def stream_server_options(settings: Settings) -> StreamServerOptions:
+    options = settings.server_options()
+    load = (
+        LoadOptions()
+        if settings.stream_overloaded_lag_s is None
+        else LoadOptions(overloaded_lag_s=settings.stream_overloaded_lag_s)
+    )
+    return StreamServerOptions(
+        final_model=options.default_model,
+        partial_model=options.partial_model,
+        max_streams=options.max_streams,
+        idle_timeout_s=options.stream_idle_timeout_s,
+        limits=options.limits,
+        load=load,
+    )
 
 
 class DrainingServer(uvicorn.Server):
