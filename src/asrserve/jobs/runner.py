@@ -121,6 +121,28 @@ class ProgressReporter:
             raise JobCancelled(self.job_id)
 
 
+_UPLOAD_MISSING_SENTENCE = (
+    "The job's upload is missing from the server's storage, so it cannot be transcribed; "
+    "submit the file again."
+)
+_INTERNAL_ERROR_SENTENCE = (
+    "The job failed because of an internal error in the server; submit it again, and report "
+    "the problem if it persists."
+)
+
+
+def _hand_back(
+    store: JobStore, job_id: str, worker_id: str | None, extra: dict[str, Any]
+) -> Job | None:
+    """Requeues a job this runner is stopping under; returns it only when it ended instead."""
+    if store.release(job_id, worker_id=worker_id):
+        log.info("job handed back on stop", extra=extra)
+        return None
+    # Not requeued: a cancel had been requested, and release cancelled it instead.
+    now = store.get(job_id)
+    return now if now and now.state.finished and now.worker_id == worker_id else None
+
+
 def execute_job(
     store: JobStore,
     job: Job,
@@ -140,13 +162,7 @@ def execute_job(
     path = store.upload_path(job.id)
     if not path.is_file():
         log.error("job upload missing", extra=extra)
-        return store.fail(
-            job.id,
-            UPLOAD_MISSING,
-            "The job's upload is missing from the server's storage, so it cannot be "
-            "transcribed; submit the file again.",
-            worker_id=worker_id,
-        )
+        return store.fail(job.id, UPLOAD_MISSING, _UPLOAD_MISSING_SENTENCE, worker_id=worker_id)
     progress = ProgressReporter(
         store, job.id, worker_id, interval_s=progress_interval_s, abort=abort
     )
@@ -158,12 +174,7 @@ def execute_job(
         log.info("job cancelled while running", extra=extra)
         return store.mark_cancelled(job.id, worker_id=worker_id)
     except JobInterrupted:
-        if store.release(job.id, worker_id=worker_id):
-            log.info("job handed back on stop", extra=extra)
-            return None
-        # Not requeued: a cancel had been requested, and release cancelled it instead.
-        now = store.get(job.id)
-        return now if now and now.state.finished and now.worker_id == worker_id else None
+        return _hand_back(store, job.id, worker_id, extra)
     except AsrError as exc:
         log.warning("job failed", extra={**extra, "error_code": exc.code, "error": str(exc)})
         message = str(exc) or f"The job failed ({exc.code})."
@@ -175,13 +186,7 @@ def execute_job(
             log.info("job interrupted by shutdown", extra=extra)
             return None
         log.exception("job failed with an internal error", extra=extra)
-        return store.fail(
-            job.id,
-            INTERNAL_ERROR,
-            "The job failed because of an internal error in the server; submit it again, and "
-            "report the problem if it persists.",
-            worker_id=worker_id,
-        )
+        return store.fail(job.id, INTERNAL_ERROR, _INTERNAL_ERROR_SENTENCE, worker_id=worker_id)
     finished = store.complete(job.id, transcript, worker_id=worker_id)
     log.info(
         "job finished",
