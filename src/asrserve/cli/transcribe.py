@@ -227,10 +227,7 @@ def transcribe(
     # A progress display and info logs on one terminal fight; info only when asked for.
     level = settings.log_level if "log_level" in settings.model_fields_set else "warning"
     configure_logging(level, settings.log_format)
-    try:
-        wanted = [parse_format(f) for f in formats.split(",") if f.strip()]
-    except AsrError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--format") from exc
+    wanted = _parse_formats(formats)
     options = build_options(
         language,
         languages,
@@ -242,23 +239,42 @@ def transcribe(
         word_timestamps,
         vad,
     )
-    to_stdout = output_dir == STDOUT
-    out_dir = Path(output_dir)
-    if not to_stdout:
-        out_dir.mkdir(parents=True, exist_ok=True)
     files, outcomes = expand_inputs(inputs)
-    console = Console(stderr=True, quiet=quiet)
+    outputs = Outputs(wanted, None if output_dir == STDOUT else Path(output_dir))
+    outcomes += _transcribe_all(settings, files, options, outputs, jobs, quiet)
+    _report_failures(outcomes)
+
+
+def _parse_formats(formats: str) -> list[ResponseFormat]:
+    try:
+        return [parse_format(f) for f in formats.split(",") if f.strip()]
+    except AsrError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--format") from exc
+
+
+def _transcribe_all(
+    settings: Settings,
+    files: list[Path],
+    options: TranscribeOptions,
+    outputs: Outputs,
+    jobs: int,
+    quiet: bool,
+) -> list[Outcome]:
+    """Every file through one loaded model; an error that stops them all (the model cannot
+    load) exits with its sentence."""
     registry = _registry(settings)
     try:
         with registry.use(settings.model) as loaded:
-            outcomes += _run(
-                loaded.pipeline, files, wanted, options, out_dir, to_stdout, jobs, console
-            )
+            console = Console(stderr=True, quiet=quiet)
+            return _run(loaded.pipeline, files, options, outputs, jobs, console)
     except AsrError as exc:
         Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from exc
     finally:
         registry.close()
+
+
+def _report_failures(outcomes: list[Outcome]) -> None:
     failures = [o for o in outcomes if o.error]
     for outcome in failures:
         Console(stderr=True).print(
@@ -272,17 +288,54 @@ def _registry(settings: Settings) -> ModelRegistry:
     return build_registry(settings)
 
 
-def _run(
-    pipeline: Pipeline,
-    files: list[Path],
-    formats: list[ResponseFormat],
-    options: TranscribeOptions,
-    out_dir: Path,
-    to_stdout: bool,
-    jobs: int,
-    console: Console,
-) -> list[Outcome]:
-    progress = Progress(
+class Outputs:
+    """Where each file's transcripts go: one file per format in `out_dir` (names never
+    collide), or stdout when `out_dir` is None, one file's outputs at a time."""
+
+    def __init__(self, formats: list[ResponseFormat], out_dir: Path | None) -> None:
+        self.formats = formats
+        self.out_dir = out_dir
+        self._taken: set[Path] = set()
+        self._lock = threading.Lock()
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(self, source: Path, transcript: Transcript) -> list[Path]:
+        if self.out_dir is None:
+            with self._lock:
+                for fmt in self.formats:
+                    sys.stdout.write(render(transcript, fmt))
+                sys.stdout.flush()
+            return []
+        with self._lock:
+            targets = output_paths(source, self.formats, self.out_dir, self._taken)
+        for fmt, target in targets.items():
+            _write_atomic(target, render(transcript, fmt))
+        return list(targets.values())
+
+
+class OverallProgress:
+    """The all-files bar: seconds decoded over the durations of the files started so far."""
+
+    def __init__(self, progress: Progress, files: int) -> None:
+        noun = "file" if files == 1 else "files"
+        self._progress = progress
+        self._task = progress.add_task(f"all {files} {noun}", total=None)
+        self._lock = threading.Lock()
+        self._done_by_file: dict[Path, float] = {}
+        self._total = 0.0
+
+    def update(self, path: Path, done: float, total: float) -> None:
+        with self._lock:
+            if path not in self._done_by_file:
+                self._total += total
+            self._done_by_file[path] = done
+            completed = sum(self._done_by_file.values())
+            self._progress.update(self._task, completed=completed, total=self._total)
+
+
+def _progress_display(console: Console) -> Progress:
+    return Progress(
         TextColumn("{task.description}", markup=False),
         BarColumn(),
         AudioSecondsColumn(),
@@ -291,13 +344,18 @@ def _run(
         console=console,
         transient=False,
     )
-    noun = "file" if len(files) == 1 else "files"
-    overall = progress.add_task(f"all {len(files)} {noun}", total=None)
-    overall_lock = threading.Lock()
-    done_by_file: dict[Path, float] = {}
-    known_total = [0.0]
-    taken: set[Path] = set()
-    stdout_lock = threading.Lock()
+
+
+def _run(
+    pipeline: Pipeline,
+    files: list[Path],
+    options: TranscribeOptions,
+    outputs: Outputs,
+    jobs: int,
+    console: Console,
+) -> list[Outcome]:
+    progress = _progress_display(console)
+    overall = OverallProgress(progress, len(files))
     budget = AudioBudget(IN_FLIGHT_AUDIO_S)
 
     def run_one(path: Path) -> Outcome:
@@ -311,28 +369,14 @@ def _run(
 
         def on_progress(done: float, total: float) -> None:
             progress.update(task_id, completed=done, total=total)
-            with overall_lock:
-                if path not in done_by_file:
-                    known_total[0] += total
-                done_by_file[path] = done
-                progress.update(overall, completed=sum(done_by_file.values()), total=known_total[0])
+            overall.update(path, done, total)
 
         try:
             prepared = pipeline.prepare(path, options)
             on_progress(0.0, prepared.info.duration)
             segments = tuple(pipeline.decode(prepared, progress=on_progress))
             outcome.transcript = Transcript(info=prepared.info, segments=segments)
-            if to_stdout:
-                with stdout_lock:
-                    for fmt in formats:
-                        sys.stdout.write(render(outcome.transcript, fmt))
-                    sys.stdout.flush()
-            else:
-                with stdout_lock:
-                    targets = output_paths(path, formats, out_dir, taken)
-                for fmt, target in targets.items():
-                    _write_atomic(target, render(outcome.transcript, fmt))
-                    outcome.outputs.append(target)
+            outcome.outputs = outputs.write(path, outcome.transcript)
         except AsrError as exc:
             outcome.error = str(exc)
         except Exception as exc:  # a bug must not cost the user the other files' results
