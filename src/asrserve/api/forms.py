@@ -6,8 +6,9 @@ dependencies, so an option means the same thing on every route.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, File, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -24,6 +25,9 @@ from asrserve.engine.options import (
     parse_languages,
 )
 from asrserve.engine.types import Transcript
+
+T = TypeVar("T")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,14 @@ def _bad(message: str, param: str) -> ApiError:
     return ApiError(400, message, code="invalid_request", param=param)
 
 
+def _field(param: str, parse: Callable[[V], T], value: V) -> T:
+    """The parsed field; an engine refusal becomes a 400 that names the field."""
+    try:
+        return parse(value)
+    except AsrError as exc:
+        raise _bad(str(exc), param) from exc
+
+
 def build_request(
     *,
     file: UploadFile,
@@ -66,14 +78,8 @@ def build_request(
     stream: bool,
     task: str,
 ) -> TranscriptionRequest:
-    try:
-        fmt = parse_format(response_format or "json")
-    except AsrError as exc:
-        raise _bad(str(exc), "response_format") from exc
-    try:
-        words = parse_hotwords(hotwords)
-    except AsrError as exc:
-        raise _bad(str(exc), "hotwords") from exc
+    fmt = _field("response_format", parse_format, response_format or "json")
+    words = _field("hotwords", parse_hotwords, hotwords)
     unknown = set(granularities) - {"word", "segment"}
     if unknown:
         raise _bad(
@@ -96,10 +102,7 @@ def build_request(
     )
     if beam_size is not None:
         decode = replace(decode, beam_size=beam_size)
-    try:
-        expected = parse_languages(languages) if languages is not None else None
-    except AsrError as exc:
-        raise _bad(str(exc), "languages") from exc
+    expected = _field("languages", parse_languages, languages) if languages is not None else None
     options = TranscribeOptions(
         decode=decode,
         vad_filter=True if vad_filter is None else vad_filter,

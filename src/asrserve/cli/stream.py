@@ -98,21 +98,7 @@ async def stream_audio(
         raise ValueError("chunk_ms must be positive")
     frame_bytes = max(2, sample_rate * chunk_ms // 1000 * 2)
     messages: list[Message] = []
-    try:
-        connection = await websockets.connect(
-            url,
-            subprotocols=[Subprotocol("binary")],
-            max_size=None,
-            open_timeout=open_timeout,
-            ssl=ssl_context,
-        )
-    except InvalidURI as exc:
-        raise StreamError(f"{url!r} is not a WebSocket URL; use ws://host:port/.") from exc
-    except (OSError, TimeoutError, InvalidHandshake) as exc:
-        raise StreamError(
-            f"Cannot connect to {url}: {_reason(exc)}. Is `asrserve serve` running there?"
-        ) from exc
-
+    connection = await _connect(url, open_timeout, ssl_context)
     async with connection as ws:
         reader = asyncio.create_task(_read(ws, messages, on_message))
         with contextlib.suppress(ConnectionClosed):
@@ -137,6 +123,25 @@ async def stream_audio(
             ) from None
     _check(messages, ws, reader.result())
     return messages
+
+
+async def _connect(
+    url: str, open_timeout: float, ssl_context: ssl.SSLContext | None
+) -> ClientConnection:
+    try:
+        return await websockets.connect(
+            url,
+            subprotocols=[Subprotocol("binary")],
+            max_size=None,
+            open_timeout=open_timeout,
+            ssl=ssl_context,
+        )
+    except InvalidURI as exc:
+        raise StreamError(f"{url!r} is not a WebSocket URL; use ws://host:port/.") from exc
+    except (OSError, TimeoutError, InvalidHandshake) as exc:
+        raise StreamError(
+            f"Cannot connect to {url}: {_reason(exc)}. Is `asrserve serve` running there?"
+        ) from exc
 
 
 async def _send_frames(
