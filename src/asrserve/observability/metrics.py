@@ -120,6 +120,13 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
+        self._add_http_metrics()
+        self._add_decode_metrics()
+        self._add_live_and_job_metrics()
+        self._gauges = _CallbackGauges()
+        self.registry.register(self._gauges)
+
+    def _add_http_metrics(self) -> None:
         self.requests = Counter(
             "asrserve_http_requests", "HTTP requests by route and status.",
             ["method", "route", "status"], registry=self.registry,
@@ -131,6 +138,12 @@ class Metrics:
         self.in_flight = Gauge(
             "asrserve_http_requests_in_flight", "Requests being served.", registry=self.registry
         )
+        self.rejected = Counter(
+            "asrserve_requests_rejected", "Requests refused before decoding, by reason.",
+            ["reason"], registry=self.registry,
+        )  # fmt: skip
+
+    def _add_decode_metrics(self) -> None:
         self.decode_seconds = Histogram(
             "asrserve_decode_seconds", "Wall time to transcribe one input.",
             ["model", "source"], buckets=_LATENCY_BUCKETS, registry=self.registry,
@@ -161,10 +174,8 @@ class Metrics:
             "asrserve_model_load_seconds", "Time the model took to load.", ["model"],
             registry=self.registry,
         )  # fmt: skip
-        self.rejected = Counter(
-            "asrserve_requests_rejected", "Requests refused before decoding, by reason.",
-            ["reason"], registry=self.registry,
-        )  # fmt: skip
+
+    def _add_live_and_job_metrics(self) -> None:
         self.streams_active = Gauge(
             "asrserve_streams_active", "Open real-time WebSocket streams.", registry=self.registry
         )
@@ -177,8 +188,6 @@ class Metrics:
             "asrserve_jobs_finished", "Jobs that reached a final state.", ["state"],
             registry=self.registry,
         )  # fmt: skip
-        self._gauges = _CallbackGauges()
-        self.registry.register(self._gauges)
 
     def track_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
