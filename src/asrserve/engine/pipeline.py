@@ -132,17 +132,7 @@ class Pipeline:
         next_id = 0
         emitted = 0
         try:
-            if progressive and len(works) > 1:
-                wait([works[0].submit_first(self.batcher, options)])
-            # Audio the VAD heard no speech in keeps a window of its own: whether it is
-            # speech is then the decoder's verdict on it alone, not on its neighbours.
-            for heard in (True, False):
-                queued = [w for w in works if w.first is None and bool(w.chunk.spans) == heard]
-                firsts = self.batcher.submit_many(
-                    [w.chunk.audio for w in queued], options, packable=heard
-                )
-                for work, future in zip(queued, firsts, strict=True):
-                    work.first = future
+            self._submit(works, options, progressive)
             reported = False
             while True:
                 settled = False
@@ -169,6 +159,19 @@ class Pipeline:
         finally:
             for work in works:
                 work.cancel()
+
+    def _submit(self, works: list[_ChunkWork], options: DecodeOptions, progressive: bool) -> None:
+        if progressive and len(works) > 1:
+            wait([works[0].submit_first(self.batcher, options)])
+        # Audio the VAD heard no speech in keeps a window of its own: whether it is speech is
+        # then the decoder's verdict on it alone, not on its neighbours.
+        for heard in (True, False):
+            queued = [w for w in works if w.first is None and bool(w.chunk.spans) == heard]
+            firsts = self.batcher.submit_many(
+                [w.chunk.audio for w in queued], options, packable=heard
+            )
+            for work, future in zip(queued, firsts, strict=True):
+                work.first = future
 
     def _load(self, source: AudioSource) -> np.ndarray:
         if isinstance(source, np.ndarray):
