@@ -46,15 +46,15 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 
 bench: $(STAMP) test-data models
-	$(BIN)/python bench/offline.py
-	$(BIN)/python bench/offline.py --subset composed --output docs/benchmarks-long-recordings.md
-	$(BIN)/python bench/http.py
-	$(BIN)/python bench/clip_length.py
-	$(BIN)/python bench/jobs.py --repeat 2
-	$(BIN)/python bench/load.py
-	$(BIN)/python bench/offline.py --subset es_prompts --language auto \
+	$(BIN)/python -m bench.offline
+	$(BIN)/python -m bench.offline --subset composed --output docs/benchmarks-long-recordings.md
+	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.clip_length
+	$(BIN)/python -m bench.jobs --repeat 2
+	$(BIN)/python -m bench.load
+	$(BIN)/python -m bench.offline --subset es_prompts --language auto \
 		--output docs/benchmarks-languages.md
-	$(BIN)/python bench/offline.py --subset es_prompts --language auto --languages en,es \
+	$(BIN)/python -m bench.offline --subset es_prompts --language auto --languages en,es \
 		--systems c,c_cli --output docs/benchmarks-languages-expected.md
 
 clean:

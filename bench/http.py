@@ -10,7 +10,7 @@ directly on the same files in the same run, then written into docs/benchmarks-ht
   `WhisperModel.transcribe` one file after another, (b) its `BatchedInferencePipeline`.
 - CLI: `asrserve transcribe FILES --jobs 64` (its default) as a subprocess, decoding only
   (from the "loaded model" log line to its exit, as bench/offline.py times it) and end to end.
-- Server: one real `asrserve serve` process (tests/e2e/server.py), admitting as many
+- Server: one real `asrserve serve` process (asrserve.evaluation.processes), admitting as many
   requests as the highest concurrency so none is refused, warmed with one request.
 - Each level: N client threads, one httpx client each, take clips from one shared queue and
   send them back to back, so N requests are in flight until the queue runs dry; every clip is
@@ -18,73 +18,63 @@ directly on the same files in the same run, then written into docs/benchmarks-ht
 
 Timings mean something only on a quiet machine:
 
-    .venv/bin/python bench/http.py                          # -> docs/benchmarks-http.md
-    .venv/bin/python bench/http.py --repeat 3               # medians of 3 interleaved runs
-    .venv/bin/python bench/http.py --subset en,en_long --max-clip-s 60 --output /tmp/all.md
-    .venv/bin/python bench/http.py --limit 6 --concurrency 1,2 --output /tmp/bench-http.md
+    .venv/bin/python -m bench.http                          # -> docs/benchmarks-http.md
+    .venv/bin/python -m bench.http --repeat 3               # medians of 3 interleaved runs
+    .venv/bin/python -m bench.http --subset en,en_long --max-clip-s 60 --output /tmp/all.md
+    .venv/bin/python -m bench.http --limit 6 --concurrency 1,2 --output /tmp/bench-http.md
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from queue import Empty, SimpleQueue
 
-REPO = Path(__file__).resolve().parents[1]
-# `python bench/http.py` puts bench/ first on sys.path, where this file would shadow the
-# standard library's `http` package that httpx imports. The repository root in its place
-# also makes `bench.offline` and `tests.e2e.server` importable. (`python -m bench.http` needs
-# neither, so nothing changes then.)
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(REPO)
+import httpx
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterable, Sequence  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from queue import Empty, SimpleQueue  # noqa: E402
-
-import httpx  # noqa: E402
-import psutil  # noqa: E402
-from tests.e2e.server import ServerProcess, start_server  # noqa: E402
-
-from asrserve.evaluation.devset import Clip  # noqa: E402
-from asrserve.evaluation.wer import word_errors  # noqa: E402
-
-# The offline benchmark's helpers, so both reports describe machine, versions and timings
-# the same way (they are private there only because nothing else imported them before).
-from bench import offline  # noqa: E402
-from bench.offline import (  # noqa: E402
+from asrserve.evaluation.devset import Clip
+from asrserve.evaluation.processes import ServerProcess, start_server
+from asrserve.evaluation.wer import word_errors
+from bench import offline
+from bench.common import (
     BEAM_SIZE,
     COMPUTE_TYPE,
     DEVICE,
+    ENDPOINT,
     MODEL,
-    _git_revision,
-    _load_event,
-    _num,
-    _ratio,
-    _table,
-    _version,
+    REPO,
+    REQUEST_TIMEOUT_S,
+    RSS_POLL_S,
+    PeakRss,
     available_cpus,
     cli_environment,
     cli_transcribe_command,
+    durations,
+    git_revision,
+    load_event,
     machine_description,
+    num,
+    percentile,
+    ratio,
     read_cli_texts,
     require_positive,
+    send,
+    table,
+    version,
     warm_file_cache,
+    warm_up,
 )
 
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks-http.md"
-ENDPOINT = "/v1/audio/transcriptions"
-# Long enough that a 53 s file queued behind 15 others on two cores still finishes: a timeout
-# would count as an error and hide the figure we are after.
-REQUEST_TIMEOUT_S = 3600.0
-RSS_POLL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,45 +116,6 @@ def select_clips(settings: BenchSettings) -> list[Clip]:
     return sorted(clips, key=lambda clip: clip.duration, reverse=True)
 
 
-class PeakRss:
-    """Polls a process's resident memory (with its children's) in a thread; keeps the peak.
-
-    Polling, not `ru_maxrss`: the server lives through every level and the CLI is not this
-    process, so the kernel's lifetime peak would not say which level used what.
-    """
-
-    def __init__(self, pid: int) -> None:
-        self._process = psutil.Process(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, name="rss", daemon=True)
-        self.peak_bytes = 0
-
-    def __enter__(self) -> PeakRss:
-        self._sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def peak_mb(self) -> float:
-        return self.peak_bytes / 2**20
-
-    def _poll(self) -> None:
-        while not self._stop.wait(RSS_POLL_S):
-            self._sample()
-
-    def _sample(self) -> None:
-        try:
-            processes = [self._process, *self._process.children(recursive=True)]
-            rss = sum(p.memory_info().rss for p in processes)
-        except psutil.Error:
-            return  # the process (or a child) just exited: its last sample stands
-        self.peak_bytes = max(self.peak_bytes, rss)
-
-
 @dataclass(frozen=True, slots=True)
 class Measurement:
     """One configuration's one run."""
@@ -193,22 +144,6 @@ class _Reply:
     error: str | None
 
 
-def _send(client: httpx.Client, clip: Clip, language: str) -> tuple[str | None, str | None]:
-    """(transcript, None) or (None, what went wrong) for one clip, read from disk."""
-    try:
-        with clip.audio.open("rb") as audio:
-            response = client.post(
-                ENDPOINT,
-                files={"file": (clip.audio.name, audio, "audio/wav")},
-                data={"language": language, "response_format": "json"},
-            )
-    except httpx.HTTPError as exc:
-        return None, f"{clip.id}: {type(exc).__name__}: {exc}"
-    if response.status_code != 200:
-        return None, f"{clip.id}: HTTP {response.status_code}: {response.text[:300]}"
-    return response.json()["text"], None
-
-
 def _client(
     url: str, work: SimpleQueue[Clip], language: str, start: threading.Barrier
 ) -> list[_Reply]:
@@ -222,7 +157,7 @@ def _client(
             except Empty:
                 return replies
             started = time.monotonic()
-            text, error = _send(client, clip, language)
+            text, error = send(client, clip, language)
             replies.append(_Reply(clip, started, time.monotonic(), text, error))
 
 
@@ -246,15 +181,6 @@ def run_level(server: ServerProcess, clips: Sequence[Clip], clients: int) -> Mea
         errors=tuple(r.error for r in replies if r.error is not None),
         peak_rss_mb=rss.peak_mb,
     )
-
-
-def warm_up(server: ServerProcess, clip: Clip) -> None:
-    """One request first, so the first level does not pay for what only the first request
-    does (the VAD model's load, thread pools, lazy imports)."""
-    with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S) as client:
-        _, error = _send(client, clip, clip.lang)
-    if error is not None:
-        raise SystemExit(f"the warm-up request failed: {error}\n{server.log[-4000:]}")
 
 
 def serve(scratch: Path, settings: BenchSettings) -> ServerProcess:
@@ -296,7 +222,7 @@ def run_cli(clips: Sequence[Clip], settings: BenchSettings) -> Measurement:
                 f"asrserve transcribe exited with {proc.returncode}:\n{stderr[-4000:]}"
             )
         texts = read_cli_texts(clips, Path(out_dir))
-    event = _load_event(stderr)
+    event = load_event(stderr)
     if event is None:
         raise SystemExit("asrserve transcribe logged no 'loaded model' line to time decoding by")
     loaded_at, load_s = event
@@ -345,18 +271,7 @@ class Row:
         return self.wall_s / self.audio_s if self.wall_s is not None else None
 
     def latency(self, q: float) -> float | None:
-        return _percentile(self.latencies_s, q)
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between the nearest ranks (numpy's default), q in [0, 1]."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+        return percentile(self.latencies_s, q)
 
 
 def _wer(clips: Sequence[Clip], runs: Iterable[Measurement]) -> float | None:
@@ -471,29 +386,29 @@ def results_table(rows: Sequence[Row]) -> str:
     ]
     body = []
     for row in rows:
-        wall = _num(row.wall_s, 2)
+        wall = num(row.wall_s, 2)
         if row.wall_range is not None:
             wall += f" ({row.wall_range[0]:.2f}–{row.wall_range[1]:.2f})"
         body.append(
             [
                 row.label,
                 row.in_flight,
-                _num(row.audio_s, 1),
+                num(row.audio_s, 1),
                 wall,
-                _num(row.speed, 2),
-                _num(row.rtf, 3),
-                _ratio(row.speed, base.speed),
-                _num(row.latency(0.50), 2),
-                _num(row.latency(0.95), 2),
+                num(row.speed, 2),
+                num(row.rtf, 3),
+                ratio(row.speed, base.speed),
+                num(row.latency(0.50), 2),
+                num(row.latency(0.95), 2),
                 "–" if row.wer is None else f"{row.wer:.2%}",
                 "–"
                 if row.wer is None or base.wer is None
                 else f"{(row.wer - base.wer) * 100:+.2f} pt",
                 str(len(row.errors)),
-                _num(row.peak_rss_mb, 0),
+                num(row.peak_rss_mb, 0),
             ]
         )
-    return _table(header, body)
+    return table(header, body)
 
 
 def render_report(
@@ -505,7 +420,7 @@ def render_report(
 ) -> str:
     audio_s = sum(clip.duration for clip in clips)
     versions = ", ".join(
-        f"{p} {_version(p)}"
+        f"{p} {version(p)}"
         for p in ("asrserve", "faster-whisper", "ctranslate2", "onnxruntime", "uvicorn", "httpx")
     )
     runs = "once" if settings.repeat == 1 else f"{settings.repeat} times, interleaved"
@@ -522,7 +437,7 @@ def render_report(
         f"- {line}"
         for line in (
             f"Data: {settings.workload.workload()}; {len(clips)} files, {audio_s:.1f} s of "
-            f"audio ({offline.durations(clips)}), sent longest first.",
+            f"audio ({durations(clips)}), sent longest first.",
             f"Model: catalogue `{MODEL}` (CTranslate2), device {DEVICE}, compute type "
             f"{COMPUTE_TYPE}, cpu_threads {settings.cpu_threads}, beam size {BEAM_SIZE}, "
             f"language `{clips[0].lang}` given, other options the defaults (VAD and word "
@@ -536,7 +451,7 @@ def render_report(
             "file from disk, `response_format=json`) back to back from one shared queue, so N "
             "requests are in flight until it runs dry; every file is sent once per level.",
             f"CLI: `asrserve transcribe FILES --jobs {settings.jobs} --format verbose_json -q`, "
-            f"the same files in the same order; model load {_num(cli_load, 2)} s (median).",
+            f"the same files in the same order; model load {num(cli_load, 2)} s (median).",
             f"Each configuration ran {runs}; wall times are medians.",
             f"Machine: {machine}.",
             f"Versions: {versions}.",
@@ -549,8 +464,8 @@ def render_report(
     )
     return f"""# Short clips: the HTTP API and the CLI against faster-whisper
 
-Generated by `bench/http.py` on {started:%Y-%m-%d %H:%M} UTC (asrserve {_git_revision()}).
-Regenerate with `.venv/bin/python bench/http.py` on a quiet machine.
+Generated by `bench/http.py` on {started:%Y-%m-%d %H:%M} UTC (asrserve {git_revision()}).
+Regenerate with `.venv/bin/python -m bench.http` on a quiet machine.
 
 ## Setup
 
@@ -579,7 +494,7 @@ Regenerate with `.venv/bin/python bench/http.py` on a quiet machine.
 def _print_progress(name: str, run: int, repeat: int, measurement: Measurement) -> None:
     extra = f", {len(measurement.errors)} errors" if measurement.errors else ""
     print(
-        f"run {run + 1}/{repeat} {name}: wall {_num(measurement.wall_s, 2)} s, "
+        f"run {run + 1}/{repeat} {name}: wall {num(measurement.wall_s, 2)} s, "
         f"peak {measurement.peak_rss_mb:.0f} MB{extra}"
     )
 

@@ -6,7 +6,7 @@ submitted at once through `POST /v1/jobs`; times come from the jobs' own records
 
 - (a) embedded: one `asrserve serve` (SQLite store, one job thread), as `make run` starts it;
 - (b) distributed, one worker: `asrserve serve` + one `asrserve worker` on PostgreSQL and Redis
-  (servers started here on loopback, tests/support/services.py);
+  (servers started here on loopback, asrserve.evaluation.services);
 - (c) distributed, two workers: as (b) with two worker processes, each given half the cores
   (CTranslate2 threads), so both systems use the same cores.
 
@@ -16,36 +16,31 @@ is within 5 %), queue wait (created -> started) and decode time (started -> fini
 and WER. The client waits through the job listing once a second (no results in it), so it
 takes next to no CPU from the decoding. Timings mean something only on a quiet machine:
 
-    .venv/bin/python bench/jobs.py                       # -> docs/benchmarks-jobs.md
-    .venv/bin/python bench/jobs.py --jobs 6 --output /tmp/jobs.md
+    .venv/bin/python -m bench.jobs                       # -> docs/benchmarks-jobs.md
+    .venv/bin/python -m bench.jobs --jobs 6 --output /tmp/jobs.md
 """
 
 from __future__ import annotations
 
+import argparse
+import statistics
 import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(REPO)
+import httpx
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Iterator, Sequence  # noqa: E402
-from contextlib import AbstractContextManager, contextmanager  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-
-import httpx  # noqa: E402
-from tests.e2e.cluster import Cluster, submit, wait_finished  # noqa: E402
-from tests.e2e.server import ServerProcess, start_server  # noqa: E402
-from tests.support.services import PostgresServer  # noqa: E402
-
-from asrserve.evaluation.devset import Clip, dev_set_dir, load_subset  # noqa: E402
-from asrserve.evaluation.wer import word_errors  # noqa: E402
-from bench.offline import available_cpus, machine_description  # noqa: E402
+from asrserve.evaluation.cluster import Cluster, submit, wait_finished
+from asrserve.evaluation.devset import Clip, dev_set_dir, load_subset
+from asrserve.evaluation.processes import ServerProcess, start_server
+from asrserve.evaluation.services import PostgresServer
+from asrserve.evaluation.wer import word_errors
+from bench.common import REPO, available_cpus, machine_description
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ bounded in count as well as by `--run-time`.
 
     .venv/bin/locust -f bench/locustfile.py --headless --host http://127.0.0.1:8000 \\
         --users 8 --spawn-rate 8 --run-time 60s
-    .venv/bin/python bench/load.py      # starts a server, runs this, writes docs/benchmarks-load.md
+    .venv/bin/python -m bench.load      # starts a server, runs this, writes docs/benchmarks-load.md
 
 LOCUST_CLIPS: how many clips to draw from (default 40); LOCUST_API_KEY: sent as a bearer token.
 """

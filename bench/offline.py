@@ -16,19 +16,16 @@ Each system runs in a fresh process of this script (`--worker`), so the peak RSS
 system's own and none decodes with caches another one warmed. Timings mean something only on
 a quiet machine:
 
-    .venv/bin/python bench/offline.py                       # all systems -> docs/benchmarks.md
-    .venv/bin/python bench/offline.py --repeat 3            # medians of 3 interleaved runs
-    .venv/bin/python bench/offline.py --limit 1 --systems a,c --output /tmp/bench.md
+    .venv/bin/python -m bench.offline                       # all systems -> docs/benchmarks.md
+    .venv/bin/python -m bench.offline --repeat 3            # medians of 3 interleaved runs
+    .venv/bin/python -m bench.offline --limit 1 --systems a,c --output /tmp/bench.md
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -38,23 +35,37 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 # Only light imports at module level: a worker's imports count towards its end-to-end time and
 # peak memory, so each worker imports the engine it measures and nothing else (WER's jiwer and
 # the normaliser are imported by the parent only).
-from asrserve.engine.engines.whisper import usable_cpus as available_cpus
 from asrserve.evaluation.compose import COMPOSED, composed_set
 from asrserve.evaluation.devset import Clip, clean_read, load_subset
+from bench.common import (
+    BEAM_SIZE,
+    COMPUTE_TYPE,
+    DEVICE,
+    MODEL,
+    REPO,
+    available_cpus,
+    cli_environment,
+    cli_transcribe_command,
+    durations,
+    git_revision,
+    load_event,
+    machine_description,
+    num,
+    ratio,
+    read_cli_outputs,
+    require_positive,
+    table,
+    version,
+    warm_file_cache,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 
-MODEL = "whisper-base"
-DEVICE = "cpu"
-COMPUTE_TYPE = "int8"
-BEAM_SIZE = 5
 # Given to every system unless --language auto, so language detection is not part of the
 # comparison.
 LANGUAGE = "en"
@@ -198,16 +209,6 @@ def select_clips(settings: BenchSettings) -> list[Clip]:
     return clips[: settings.limit] if settings.limit is not None else clips
 
 
-def require_positive(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, names: Sequence[str]
-) -> None:
-    """Exit with the parser's usage error when any of these whole-number options is below 1."""
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-
-
 def _peak_rss_mb(who: int) -> float:
     peak = resource.getrusage(who).ru_maxrss
     # Linux reports kilobytes, macOS bytes.
@@ -318,78 +319,6 @@ def _run_pipeline(clips: Sequence[Clip], settings: BenchSettings, launched_at: f
     )
 
 
-def _asrserve_command() -> list[str]:
-    # The console script installed beside this interpreter is what `make`/users run.
-    script = Path(sys.executable).with_name("asrserve")
-    if script.is_file():
-        return [str(script)]
-    found = shutil.which("asrserve")
-    if found is None:
-        raise RuntimeError("the asrserve command is not installed: run `make install` first.")
-    return [found]
-
-
-def _load_event(stderr: str) -> tuple[float, float] | None:
-    """(wall-clock time the model finished loading, load seconds) from the CLI's JSON logs."""
-    for line in stderr.splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict) and entry.get("message") == "loaded model":
-            loaded_at = datetime.fromisoformat(entry["time"]).timestamp()
-            return loaded_at, float(entry["seconds"])
-    return None
-
-
-def cli_environment(cpu_threads: int) -> dict[str, str]:
-    """The environment for an `asrserve transcribe` run: only our settings, since ASRSERVE_*
-    variables in the caller's shell would make the CLI run differently from the other rows."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASRSERVE_")}
-    env |= {
-        "ASRSERVE_CPU_THREADS": str(cpu_threads),
-        # Info-level JSON logs carry the "loaded model" line that splits load from decoding.
-        "ASRSERVE_LOG_LEVEL": "info",
-        "ASRSERVE_LOG_FORMAT": "json",
-    }
-    return env
-
-
-def cli_transcribe_command(
-    clips: Sequence[Clip], out_dir: Path, *, language: str, jobs: int, languages: str = ""
-) -> list[str]:
-    """`asrserve transcribe` over all clips at once, with the benchmark's model settings."""
-    expected = ["--languages", languages] if languages else []
-    return [
-        *_asrserve_command(),
-        "transcribe",
-        *(str(clip.audio) for clip in clips),
-        "--model", MODEL,
-        "--device", DEVICE,
-        "--compute-type", COMPUTE_TYPE,
-        "--language", language,
-        *expected,
-        "--beam-size", str(BEAM_SIZE),
-        "--jobs", str(jobs),
-        "--format", "verbose_json",
-        "--output-dir", str(out_dir),
-        "--quiet",
-    ]  # fmt: skip
-
-
-def read_cli_outputs(clips: Sequence[Clip], out_dir: Path) -> dict[str, dict]:
-    """Each clip's `verbose_json` output from the CLI's `<stem>.json` files."""
-    return {
-        clip.id: json.loads((out_dir / f"{clip.audio.stem}.json").read_text("utf-8"))
-        for clip in clips
-    }
-
-
-def read_cli_texts(clips: Sequence[Clip], out_dir: Path) -> dict[str, str]:
-    """Each clip's transcript from the CLI's `<stem>.json` outputs."""
-    return {clip_id: out["text"] for clip_id, out in read_cli_outputs(clips, out_dir).items()}
-
-
 def _run_cli(clips: Sequence[Clip], settings: BenchSettings, launched_at: float) -> RunResult:
     del launched_at  # the CLI is its own process: timed from its own launch below
     stems = [clip.audio.stem for clip in clips]
@@ -413,7 +342,7 @@ def _run_cli(clips: Sequence[Clip], settings: BenchSettings, launched_at: float)
                 f"asrserve transcribe exited with {proc.returncode}:\n{proc.stderr[-4000:]}"
             )
         outputs = read_cli_outputs(clips, Path(out_dir))
-    event = _load_event(proc.stderr)
+    event = load_event(proc.stderr)
     return RunResult(
         texts={clip_id: out["text"] for clip_id, out in outputs.items()},
         languages={clip_id: out["language_code"] for clip_id, out in outputs.items()},
@@ -444,22 +373,15 @@ def run_worker(system: str, settings: BenchSettings, launched_at: float, result:
 # --- parent: runs the workers and reports -----------------------------------------------------
 
 
-def warm_file_cache(clips: Sequence[Clip]) -> None:
-    """Assemble and checksum the model and read the audio once, so the first system does not
-    pay disk reads the later ones skip."""
-    from asrserve.engine.models import resolve
-
-    resolve(MODEL)
-    for clip in clips:
-        clip.audio.read_bytes()
-
-
 def launch(system: str, settings: BenchSettings, scratch: Path, run: int) -> RunResult:
     result = scratch / f"{system}-{run}.json"
     launched_at = time.time()
+    # This module in a fresh interpreter, found as the parent found it (`python -m bench.offline`
+    # from the repository root: the child inherits the working directory and environment).
     command = [
         sys.executable,
-        str(Path(__file__).resolve()),
+        "-m",
+        "bench.offline",
         "--worker",
         system,
         *settings.argv(),
@@ -551,23 +473,6 @@ def summarise(system: System, runs: Sequence[RunResult], clips: Sequence[Clip]) 
     )
 
 
-def _num(value: float | None, digits: int) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def _ratio(value: float | None, base: float | None) -> str:
-    return "–" if value is None or not base else f"{value / base:.2f}×"
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def results_table(summaries: Sequence[Summary], base: Summary, *, detected: bool = False) -> str:
     """The systems against `base`; with `detected`, also how often each chose the language."""
     short = base.system.label.split()[0]
@@ -590,93 +495,40 @@ def results_table(summaries: Sequence[Summary], base: Summary, *, detected: bool
         header.insert(-1, "language right")
     rows = []
     for s in summaries:
-        decode = _num(s.decode_s, 2)
+        decode = num(s.decode_s, 2)
         if s.decode_range is not None:
             decode += f" ({s.decode_range[0]:.2f}–{s.decode_range[1]:.2f})"
         rows.append(
             [
                 s.system.label,
-                _num(s.audio_s, 1),
-                _num(s.load_s, 2),
+                num(s.audio_s, 1),
+                num(s.load_s, 2),
                 decode,
-                _num(s.speed, 2),
-                _num(s.rtf, 3),
-                _ratio(s.speed, base.speed),
-                _num(s.end_to_end_s, 2),
-                _num(s.end_to_end_speed, 2),
-                _ratio(s.end_to_end_speed, base.end_to_end_speed),
+                num(s.speed, 2),
+                num(s.rtf, 3),
+                ratio(s.speed, base.speed),
+                num(s.end_to_end_s, 2),
+                num(s.end_to_end_speed, 2),
+                ratio(s.end_to_end_speed, base.end_to_end_speed),
                 f"{s.wer:.2%}",
                 f"{(s.wer - base.wer) * 100:+.2f} pt",
                 *([f"{s.language_accuracy:.1%}"] if detected else []),
-                _num(s.peak_rss_mb, 0),
+                num(s.peak_rss_mb, 0),
             ]
         )
-    return _table(header, rows)
+    return table(header, rows)
 
 
 def file_wer_table(summaries: Sequence[Summary], clips: Sequence[Clip]) -> str:
     header = ["file", "audio s", *(s.system.label.split()[0] for s in summaries)]
     rows = [
-        [clip.id, _num(clip.duration, 1), *(f"{s.file_wer[clip.id]:.2%}" for s in summaries)]
+        [clip.id, num(clip.duration, 1), *(f"{s.file_wer[clip.id]:.2%}" for s in summaries)]
         for clip in clips
     ]
     rows.append(
-        ["all", _num(sum(c.duration for c in clips), 1), *(f"{s.wer:.2%}" for s in summaries)]
+        ["all", num(sum(c.duration for c in clips), 1), *(f"{s.wer:.2%}" for s in summaries)]
     )
-    return _table(header, rows)
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _git_revision() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True
-        )
-    except OSError:
-        return "unknown"
-    if head.returncode != 0:
-        return "unknown"
-    return head.stdout.strip() + (" with local changes" if dirty.stdout.strip() else "")
-
-
-def _cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def machine_description() -> str:
-    import psutil
-
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    parts = [
-        f"{_cpu_model()}, {available_cpus()} CPUs usable "
-        f"({psutil.cpu_count(logical=False)} physical cores)",
-        f"{psutil.virtual_memory().total / 2**30:.1f} GiB memory",
-        platform.platform(),
-        f"Python {platform.python_version()}",
-    ]
-    if load is not None:
-        # A busy machine shows here: the load should be near 0 when the run starts.
-        parts.append(f"load average at start {load[0]:.2f}")
-    return "; ".join(parts)
-
-
-def durations(clips: Sequence[Clip]) -> str:
-    lengths = [c.duration for c in clips]
-    return f"{min(lengths):.1f}–{max(lengths):.1f} s each, mean {statistics.mean(lengths):.1f} s"
+    return table(header, rows)
 
 
 def render_report(
@@ -690,7 +542,7 @@ def render_report(
     base = next((s for s in summaries if s.system.key == "a"), summaries[0])
     audio_s = sum(c.duration for c in clips)
     versions = ", ".join(
-        f"{p} {_version(p)}" for p in ("faster-whisper", "ctranslate2", "onnxruntime", "asrserve")
+        f"{p} {version(p)}" for p in ("faster-whisper", "ctranslate2", "onnxruntime", "asrserve")
     )
     systems = "\n".join(f"- **{s.system.label}**: {s.system.description}" for s in summaries)
     runs = "once" if repeat == 1 else f"{repeat} times, interleaved; times are medians"
@@ -735,8 +587,8 @@ def render_report(
     )
     return f"""# Offline transcription benchmark
 
-Generated by `bench/offline.py` on {started:%Y-%m-%d %H:%M} UTC (asrserve {_git_revision()}).
-Regenerate with `make bench` (or `.venv/bin/python bench/offline.py`) on a quiet machine.
+Generated by `bench/offline.py` on {started:%Y-%m-%d %H:%M} UTC (asrserve {git_revision()}).
+Regenerate with `make bench` (or `.venv/bin/python -m bench.offline`) on a quiet machine.
 
 ## Setup
 
@@ -845,7 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs[key].append(result)
                 print(
                     f"run {run + 1}/{args.repeat} {SYSTEMS[key].label}: "
-                    f"load {_num(result.load_s, 2)} s, decode {_num(result.decode_s, 2)} s, "
+                    f"load {num(result.load_s, 2)} s, decode {num(result.decode_s, 2)} s, "
                     f"end to end {result.end_to_end_s:.2f} s, peak {result.peak_rss_mb:.0f} MB"
                 )
     summaries = [summarise(SYSTEMS[key], runs[key], clips) for key in args.systems]

@@ -1,7 +1,7 @@
 """Streaming benchmark: N concurrent real-time WebSocket streams of real speech.
 
-Issue #4: against a real `asrserve serve` (tests/e2e/server.py), one server per partial model
-(`ASRSERVE_PARTIAL_MODEL`), measure for N = 1, 2, 4, 8 ... concurrent 2pass streams
+Issue #4: against a real `asrserve serve` (asrserve.evaluation.processes), one server per
+partial model (`ASRSERVE_PARTIAL_MODEL`), measure for N = 1, 2, 4, 8 ... concurrent 2pass streams
 
 - first-partial latency after speech onset and final latency after the end of speech (p50, p95);
 - final WER, and the WER of the live partials, against the offline WER of the same audio through
@@ -21,59 +21,55 @@ docs/benchmarks-streaming.png, so the default partial model can be chosen from t
 
 Timings mean something only on a quiet machine:
 
-    .venv/bin/python bench/streaming.py                     # -> docs/benchmarks-streaming.md
-    .venv/bin/python bench/streaming.py --n 1,4 --partial-models pocketsphinx-en --sessions 100
-    .venv/bin/python bench/streaming.py --quick --output /tmp/bench-streaming.md
+    .venv/bin/python -m bench.streaming                     # -> docs/benchmarks-streaming.md
+    .venv/bin/python -m bench.streaming --n 1,4 --partial-models pocketsphinx-en --sessions 100
+    .venv/bin/python -m bench.streaming --quick --output /tmp/bench-streaming.md
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-# `python bench/streaming.py` puts bench/ first on sys.path, where bench/http.py would shadow
-# the standard library's `http` package (as bench/http.py explains); the repository root in
-# its place also makes `bench.*` and `tests.e2e.server` importable.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(REPO)
+import httpx
+import numpy as np
+import psutil
+import websockets
+from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.typing import Subprotocol
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from typing import Any  # noqa: E402
-
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-import websockets  # noqa: E402
-from tests.e2e.server import ServerProcess, start_server  # noqa: E402
-from websockets.exceptions import ConnectionClosed, WebSocketException  # noqa: E402
-from websockets.typing import Subprotocol  # noqa: E402
-
-from asrserve.engine.audio import decode, float32_to_pcm16  # noqa: E402
-from asrserve.engine.options import VadOptions  # noqa: E402
-from asrserve.engine.vad import speech_spans  # noqa: E402
-from asrserve.evaluation.devset import Clip, clean_read, load_subset  # noqa: E402
-from asrserve.evaluation.wer import word_errors  # noqa: E402
-from bench.http import REQUEST_TIMEOUT_S, PeakRss, _percentile, _send, warm_up  # noqa: E402
-from bench.offline import (  # noqa: E402
+from asrserve.engine.audio import decode, float32_to_pcm16
+from asrserve.engine.options import VadOptions
+from asrserve.engine.vad import speech_spans
+from asrserve.evaluation.devset import Clip, clean_read, load_subset
+from asrserve.evaluation.processes import ServerProcess, start_server
+from asrserve.evaluation.wer import word_errors
+from bench.common import (
     COMPUTE_TYPE,
     DEVICE,
     MODEL,
-    _git_revision,
-    _num,
-    _table,
-    _version,
+    REPO,
+    REQUEST_TIMEOUT_S,
+    PeakRss,
+    git_revision,
     machine_description,
+    num,
+    percentile,
+    send,
+    table,
+    version,
+    warm_up,
 )
 
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks-streaming.md"
@@ -433,10 +429,10 @@ class Level:
 
     def first_partial(self, q: float) -> float | None:
         values = [o.first_partial_s for o in self.outcomes if o.first_partial_s is not None]
-        return _percentile(values, q)
+        return percentile(values, q)
 
     def final(self, q: float) -> float | None:
-        return _percentile([o.final_s for o in self.outcomes if o.final_s is not None], q)
+        return percentile([o.final_s for o in self.outcomes if o.final_s is not None], q)
 
     @property
     def missing_partials(self) -> int:
@@ -571,7 +567,7 @@ def transcribe_offline(server: ServerProcess, clips: Sequence[Clip]) -> dict[str
     texts = {}
     with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S) as client:
         for clip in clips:
-            text, error = _send(client, clip, LANGUAGE)
+            text, error = send(client, clip, LANGUAGE)
             if error is not None:
                 raise SystemExit(f"the offline baseline failed: {error}\n{server.log[-4000:]}")
             texts[clip.id] = text or ""
@@ -656,13 +652,13 @@ def latency_table(levels: Sequence[Level], bound_s: float) -> str:
         [
             lv.partial_model,
             str(lv.n),
-            _num(lv.audio_s, 1),
-            _num(lv.first_partial(0.50), 2),
-            _num(lv.first_partial(0.95), 2),
-            _num(lv.final(0.50), 2),
-            _num(lv.final(0.95), 2),
-            _num(lv.backlog_growth_s, 2),
-            _num(lv.send_lag_s, 2),
+            num(lv.audio_s, 1),
+            num(lv.first_partial(0.50), 2),
+            num(lv.first_partial(0.95), 2),
+            num(lv.final(0.50), 2),
+            num(lv.final(0.95), 2),
+            num(lv.backlog_growth_s, 2),
+            num(lv.send_lag_s, 2),
             str(len(lv.outcomes)),
             str(lv.missing_partials),
             str(lv.missing_finals),
@@ -671,7 +667,7 @@ def latency_table(levels: Sequence[Level], bound_s: float) -> str:
         ]
         for lv in levels
     ]
-    return _table(header, rows)
+    return table(header, rows)
 
 
 def accuracy_table(levels: Sequence[Level]) -> str:
@@ -698,15 +694,15 @@ def accuracy_table(levels: Sequence[Level]) -> str:
             f"{lv.final_wer:.2%}",
             f"{lv.offline_wer:.2%}",
             f"{(lv.final_wer - lv.offline_wer) * 100:+.2f} pt",
-            _num(100 * lv.cpu_s / lv.wall_s if lv.wall_s else None, 0),
-            _num(lv.cpu_percent_per_stream, 0),
-            _num(lv.idle_rss_mb, 0),
-            _num(lv.peak_rss_mb, 0),
-            _num(lv.rss_mb_per_stream, 1),
+            num(100 * lv.cpu_s / lv.wall_s if lv.wall_s else None, 0),
+            num(lv.cpu_percent_per_stream, 0),
+            num(lv.idle_rss_mb, 0),
+            num(lv.peak_rss_mb, 0),
+            num(lv.rss_mb_per_stream, 1),
         ]
         for lv in levels
     ]
-    return _table(header, rows)
+    return table(header, rows)
 
 
 def sessions_table(results: Sequence[Sessions]) -> str:
@@ -724,13 +720,13 @@ def sessions_table(results: Sequence[Sessions]) -> str:
         rows.append(
             [
                 r.partial_model,
-                *(_num(r.rss_mb.get(m), 1) for m in marks),
+                *(num(r.rss_mb.get(m), 1) for m in marks),
                 f"{r.rss_mb[last] - r.rss_mb[first]:+.1f}",
-                _num(r.mean_session_s, 2),
+                num(r.mean_session_s, 2),
                 str(len(r.errors)),
             ]
         )
-    return _table(header, rows)
+    return table(header, rows)
 
 
 def plot(levels: Sequence[Level], bound_s: float, path: Path) -> None:
@@ -784,7 +780,7 @@ def render_report(
 ) -> str:
     bound = settings.rt_bound_s
     versions = ", ".join(
-        f"{p} {_version(p)}"
+        f"{p} {version(p)}"
         for p in (
             "asrserve",
             "faster-whisper",
@@ -852,8 +848,8 @@ def render_report(
     )
     return f"""# Streaming benchmark
 
-Generated by `bench/streaming.py` on {started:%Y-%m-%d %H:%M} UTC (asrserve {_git_revision()}).
-Regenerate with `.venv/bin/python bench/streaming.py` on a quiet machine.
+Generated by `bench/streaming.py` on {started:%Y-%m-%d %H:%M} UTC (asrserve {git_revision()}).
+Regenerate with `.venv/bin/python -m bench.streaming` on a quiet machine.
 
 ## Setup
 
@@ -1043,9 +1039,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     level = run_level(server, model, plans[n], offline, settings)
                     levels.append(level)
                     print(
-                        f"{model} N={n}: first partial p50 {_num(level.first_partial(0.5), 2)} s, "
-                        f"final p50 {_num(level.final(0.5), 2)} / p95 "
-                        f"{_num(level.final(0.95), 2)} s, final WER {level.final_wer:.2%}, "
+                        f"{model} N={n}: first partial p50 {num(level.first_partial(0.5), 2)} s, "
+                        f"final p50 {num(level.final(0.5), 2)} / p95 "
+                        f"{num(level.final(0.95), 2)} s, final WER {level.final_wer:.2%}, "
                         f"CPU {level.cpu_percent_per_stream:.0f}%/stream, "
                         f"{len(level.errors)} errors, "
                         f"real time {'yes' if level.real_time(settings.rt_bound_s) else 'no'}"

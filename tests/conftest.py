@@ -10,7 +10,7 @@ import pytest
 
 from asrserve.engine.registry import LoadedModel, ModelRegistry
 from asrserve.evaluation.devset import Clip, dev_set_dir, load_subset
-from tests.support.services import PostgresServer, RedisServer
+from asrserve.evaluation.services import PostgresServer, RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.docker import (
+from asrserve.evaluation.docker import (
     BASE_IMAGE,
     DockerDaemon,
     DockerUnavailableError,

@@ -18,9 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from asrserve.evaluation.devset import Clip
-from asrserve.evaluation.wer import word_errors
-from tests.support.compose_stack import (
+from asrserve.evaluation.compose_stack import (
     COMPOSE,
     DEPLOY,
     HOSTNET,
@@ -30,7 +28,9 @@ from tests.support.compose_stack import (
     Stack,
     running_stack,
 )
-from tests.support.docker import DockerDaemon
+from asrserve.evaluation.devset import Clip
+from asrserve.evaluation.docker import DockerDaemon
+from asrserve.evaluation.wer import word_errors
 from tests.support.funasr import config, finals, pcm_of, session
 
 

@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 from asrserve.evaluation.devset import Clip
+from asrserve.evaluation.docker import ROOT, DockerDaemon, wait_healthy
+from asrserve.evaluation.processes import free_port
 from asrserve.evaluation.wer import word_errors
-from tests.support.docker import ROOT, DockerDaemon, wait_healthy
-from tests.support.services import free_port
 
 DOCKERFILES = sorted((ROOT / "deploy" / "docker").glob("Dockerfile*"))
 GRACE_S = 20

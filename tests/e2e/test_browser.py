@@ -24,8 +24,8 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from asrserve.engine.audio import decode, float32_to_pcm16, resample
 from asrserve.evaluation.devset import Clip
+from asrserve.evaluation.processes import ServerProcess
 from asrserve.evaluation.wer import word_errors
-from tests.e2e.server import ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 CAPTURE_RATE = 48000

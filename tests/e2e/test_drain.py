@@ -27,8 +27,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from asrserve.evaluation.devset import Clip
+from asrserve.evaluation.processes import ServerProcess, start_server
 from asrserve.evaluation.wer import word_errors
-from tests.e2e.server import ServerProcess, start_server
 from tests.support.funasr import FRAME, config, pcm_of
 
 SECOND = 32000  # bytes of s16le at 16 kHz

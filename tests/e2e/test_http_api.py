@@ -16,8 +16,8 @@ from openai import OpenAI
 
 from asrserve.engine.audio import decode
 from asrserve.evaluation.devset import Clip, load_subset
+from asrserve.evaluation.processes import ServerProcess
 from asrserve.evaluation.wer import normalize, word_errors
-from tests.e2e.server import ServerProcess
 from tests.support.media import encode
 
 

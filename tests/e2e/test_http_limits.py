@@ -16,8 +16,8 @@ from openai import OpenAI
 
 from asrserve.engine.audio import decode
 from asrserve.evaluation.devset import Clip
+from asrserve.evaluation.processes import ServerProcess, start_server
 from asrserve.evaluation.wer import word_errors
-from tests.e2e.server import ServerProcess, start_server
 from tests.support.media import encode
 
 KEYS = ("k-test-first", "k-test-second")

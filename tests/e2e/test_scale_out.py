@@ -19,10 +19,7 @@ import httpx
 import pytest
 
 from asrserve.engine.audio import decode
-from asrserve.evaluation.devset import Clip, clean_read
-from asrserve.evaluation.wer import word_errors
-from asrserve.jobs.webhooks import SIGNATURE_HEADER, verify_signature
-from tests.e2e.cluster import (
+from asrserve.evaluation.cluster import (
     Cluster,
     finished,
     job,
@@ -31,8 +28,11 @@ from tests.e2e.cluster import (
     wait_finished,
     wait_until_running,
 )
+from asrserve.evaluation.devset import Clip, clean_read
+from asrserve.evaluation.services import PostgresServer
+from asrserve.evaluation.wer import word_errors
+from asrserve.jobs.webhooks import SIGNATURE_HEADER, verify_signature
 from tests.support.media import encode
-from tests.support.services import PostgresServer
 from tests.support.webhooks import Receiver
 
 pytestmark = pytest.mark.timeout(900)

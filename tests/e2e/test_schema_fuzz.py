@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.server import ServerProcess
+from asrserve.evaluation.processes import ServerProcess
 
 
 def test_no_server_errors_on_generated_requests(server: ServerProcess, tmp_path: Path) -> None:

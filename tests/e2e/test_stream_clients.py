@@ -28,8 +28,8 @@ from websockets.exceptions import ConnectionClosedOK
 
 from asrserve.cli.stream import StreamError, stream_audio
 from asrserve.evaluation.devset import Clip
+from asrserve.evaluation.processes import ServerProcess, free_port
 from asrserve.evaluation.wer import word_errors
-from tests.e2e.server import ServerProcess, free_port
 
 FINAL_LINE = re.compile(r"^\[(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d)\.(\d{3})\] (.+)$")
 

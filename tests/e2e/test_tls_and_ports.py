@@ -13,8 +13,8 @@ import websockets
 from asrserve.cli.tls import ensure_self_signed
 from asrserve.engine.audio import decode, float32_to_pcm16
 from asrserve.evaluation.devset import Clip
+from asrserve.evaluation.processes import free_port, start_server
 from asrserve.evaluation.wer import word_errors
-from tests.e2e.server import free_port, start_server
 
 
 async def offline_session(url: str, pcm: bytes, context: ssl.SSLContext | None) -> list[dict]:

@@ -21,8 +21,8 @@ from websockets.exceptions import ConnectionClosed
 
 from asrserve.engine.audio import decode
 from asrserve.evaluation.devset import Clip, load_subset
+from asrserve.evaluation.processes import ServerProcess, start_server
 from asrserve.evaluation.wer import word_errors
-from tests.e2e.server import ServerProcess, start_server
 from tests.support.funasr import FRAME, config, finals, pcm_of, session
 from tests.support.media import encode
 

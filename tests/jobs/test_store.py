@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from asrserve.engine.errors import AudioTooLargeError, EmptyAudioError, InvalidOptionError
+from asrserve.evaluation.services import PostgresServer
 from asrserve.jobmodel.errors import (
     InvalidCursorError,
     InvalidWebhookUrlError,
@@ -22,7 +23,6 @@ from asrserve.jobs.postgres import PostgresJobStore
 from asrserve.jobs.sqlite import DB_NAME, STRAY_UPLOAD_GRACE_S, SQLiteJobStore
 from asrserve.jobs.sqlstore import SqlJobStore
 from tests.jobs.conftest import AUDIO, StoreFactory, make_transcript
-from tests.support.services import PostgresServer
 
 OPTIONS = {"language": "en", "response_format": "srt", "prompt": "Zürich, naïve – ok"}
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from asrserve.evaluation.processes import free_port, server_env
 from asrserve.jobs.options import JobOptions
 from asrserve.runtime.locks import DataDirLock, DataDirLockedError
-from tests.e2e.server import free_port, server_env
 
 
 def test_a_second_lock_on_one_directory_is_refused_until_the_first_is_released(

@@ -1,5 +1,6 @@
 """A scaled-out asrserve on one machine: API processes and workers on one PostgreSQL database
-and one Redis broker, all real processes on loopback, for the fault tests to kill and restart."""
+and one Redis broker, all real processes on loopback, for the end-to-end fault tests to kill
+and restart and for the jobs benchmark (bench/jobs.py) to measure."""
 
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.server import ServerProcess, WorkerProcess, start_server, start_worker
-from tests.support.services import RedisServer
+from asrserve.evaluation.processes import (
+    ServerProcess,
+    WorkerProcess,
+    start_server,
+    start_worker,
+)
+from asrserve.evaluation.services import RedisServer
 
 FAST_RECOVERY = {
     # A dead worker's job is queued again within ~6 s, a lost message sent again after 10 s.

@@ -1,8 +1,9 @@
-"""Real Redis and PostgreSQL servers for the tests, on loopback ports in temporary directories.
+"""Real Redis and PostgreSQL servers on loopback ports in temporary directories, for the tests
+and the benchmarks (bench/jobs.py).
 
 The Debian packages are installed by `scripts/install_services.sh` (run by `make test`). Each
-server runs as a child of the test process; tests may stop, kill and restart it to prove that
-nothing is lost when it goes away.
+server runs as a child of the process that starts it; tests may stop, kill and restart it to
+prove that nothing is lost when it goes away.
 """
 
 from __future__ import annotations
@@ -17,13 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from asrserve.evaluation.processes import free_port
+
 PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_port(port: int, timeout_s: float, what: str, log: Path | None = None) -> None:

@@ -1,4 +1,9 @@
-"""Start and stop real `asrserve serve` processes for end-to-end tests."""
+"""Real `asrserve serve` and `asrserve worker` processes on loopback ports, started and stopped
+for the end-to-end tests and the benchmarks (bench/).
+
+Each process runs this interpreter's `python -m asrserve.cli` with only the ASRSERVE_*
+settings given here (none from the caller's environment) and is ready once it answers.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ READY_TIMEOUT_S = 180
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""A Docker daemon started by the tests, and the images they build and run on it.
+"""A Docker daemon of our own, and the asrserve images built and run on it, for the deployment
+tests (tests/deploy) and the load benchmark's Compose target (bench/load.py).
+
+It works from a checkout of the repository (the editable install `make install` makes): the
+build context, the scripts and deploy/ are read from there (ROOT).
 
 DEPLOY-NOTES' rules hold here: the daemon runs with `--bridge=none --iptables=false`, so no
 bridge network (a private address range) is ever made, and every container uses the host's
@@ -19,7 +23,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
+"""The repository checkout: src/asrserve/evaluation/ is three levels below it."""
 BASE_IMAGE = "asrserve-base:bookworm"
 SERVICES_IMAGE = "asrserve-services:bookworm"
 

@@ -1,4 +1,5 @@
-"""deploy/compose.yaml run for real on a test's Docker daemon, with the host-networking override.
+"""deploy/compose.yaml run for real on a Docker daemon of our own (asrserve.evaluation.docker),
+with the host-networking override.
 
 Shared by tests/deploy/test_compose.py and bench/load.py. Compose v1 cannot drop a list in an
 override, so the stack runs compose.yaml less its published ports (host networking refuses
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.docker import ROOT, SERVICES_IMAGE, DockerDaemon
+from asrserve.evaluation.docker import ROOT, SERVICES_IMAGE, DockerDaemon
 
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
@@ -90,10 +91,11 @@ def running_stack(daemon: DockerDaemon, scratch: Path, image: str) -> Iterator[S
     try:
         assert up.returncode == 0, up.stderr[-4000:] + stack.logs()[-8000:]
         stack.wait_healthy()
-        print(
+        # Shown by the tests (-rA) and the benchmark alike: how long the stack took to come up.
+        print(  # noqa: T201
             f"compose: all {SERVICES} services healthy {time.monotonic() - started:.0f} s after up"
         )
         yield stack
     finally:
         down = stack.compose("down", "--volumes", "--timeout=40", timeout=300)
-        print(f"compose down: exit {down.returncode}")
+        print(f"compose down: exit {down.returncode}")  # noqa: T201
