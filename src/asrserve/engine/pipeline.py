@@ -128,19 +128,15 @@ class Pipeline:
         pad_s = prepared.options.vad.speech_pad_ms / 1000
         works = [_ChunkWork(chunk, pad_s) for chunk in chunks]
         shares = _progress_shares(chunks, total)
-        done_seconds = 0.0
         next_id = 0
         emitted = 0
         try:
-            self._submit(works, options, progressive)
+            self._submit(works, options, progressive=progressive, recover=recover)
             reported = False
             while True:
-                settled = False
-                for work in works:
-                    if work.settle(self.batcher, options, recover=recover):
-                        done_seconds += shares[work.chunk.index]
-                        settled = True
-                if progress is not None and (settled or not reported):
+                settled = [w.settle(self.batcher, options, recover=recover) for w in works]
+                if progress is not None and (any(settled) or not reported):
+                    done_seconds = sum(shares[w.chunk.index] for w in works if w.settled)
                     progress(min(done_seconds, total), total)
                     reported = True
                 while emitted < len(works) and works[emitted].settled:
@@ -160,9 +156,17 @@ class Pipeline:
             for work in works:
                 work.cancel()
 
-    def _submit(self, works: list[_ChunkWork], options: DecodeOptions, progressive: bool) -> None:
+    def _submit(
+        self, works: list[_ChunkWork], options: DecodeOptions, *, progressive: bool, recover: bool
+    ) -> None:
         if progressive and len(works) > 1:
-            wait([works[0].submit_first(self.batcher, options)])
+            # Settled, repairs and all, before the rest is queued: its segments, and progress
+            # past it, come while the others decode (not with them, when a repair of the first
+            # chunk would queue behind the rest).
+            first = works[0]
+            first.submit_first(self.batcher, options)
+            while not first.settle(self.batcher, options, recover=recover):
+                wait(first.outstanding())
         # Audio the VAD heard no speech in keeps a window of its own: whether it is speech is
         # then the decoder's verdict on it alone, not on its neighbours.
         for heard in (True, False):
