@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from asrserve.api.options import ServerOptions
 from asrserve.config import CONFIG_ENV, load_settings
+from asrserve.engine.options import AudioLimits, BatchingOptions, LanguageOptions
+from asrserve.engine.registry import EngineSettings
+from asrserve.jobs.options import JobOptions
+from asrserve.ws.options import StreamServerOptions
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +27,20 @@ def test_defaults_run_the_embedded_model_on_no_external_service() -> None:
     assert settings.model == "whisper-base"
     assert settings.device == "auto"
     assert settings.batching().max_batch_seconds == 240.0
+
+
+def test_unset_settings_are_the_option_types_own_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One home per default: a setting nobody set gives exactly what the option type would.
+    for key in [k for k in os.environ if k.startswith("ASRSERVE_")]:
+        monkeypatch.delenv(key)
+    settings = load_settings()
+    assert settings.engine_settings() == EngineSettings()
+    assert settings.batching() == BatchingOptions()
+    assert settings.language_options() == LanguageOptions()
+    assert settings.limits() == AudioLimits()
+    assert settings.server_options() == ServerOptions()
+    assert settings.stream_options() == StreamServerOptions()
+    assert settings.job_options() == JobOptions()
 
 
 def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -31,6 +31,8 @@ from asrserve.engine.options import (
 )
 from asrserve.engine.registry import EngineSettings
 from asrserve.jobs.options import JobOptions
+from asrserve.ws.load import LoadOptions
+from asrserve.ws.options import StreamServerOptions
 
 CONFIG_ENV = "ASRSERVE_CONFIG"
 _LANGUAGES = LanguageOptions()  # the defaults' one home
@@ -38,6 +40,10 @@ _BATCHING = BatchingOptions()
 _ENGINE = EngineSettings()
 _SERVER = ServerOptions()
 _JOBS = JobOptions()
+_STREAMS = StreamServerOptions()
+_LOAD = LoadOptions()
+_LIMITS = AudioLimits()
+_MIB = 1024 * 1024
 
 # The file given with --config, for the duration of one load_settings call: pydantic-settings
 # asks for its sources through a classmethod, and the process environment must not be changed.
@@ -96,8 +102,10 @@ class Settings(BaseSettings):
     language_floor: float = Field(
         _LANGUAGES.floor, ge=0, le=1, description="Detection probability below which to fall back."
     )
-    max_audio_seconds: float | None = Field(4 * 3600.0, gt=0)
-    max_upload_mb: float | None = Field(1024.0, gt=0)
+    max_audio_seconds: float | None = Field(_LIMITS.max_duration_s, gt=0)
+    max_upload_mb: float | None = Field(
+        _LIMITS.max_bytes / _MIB if _LIMITS.max_bytes else None, gt=0
+    )
     log_level: str = Field("info", description="debug, info, warning, error.")
     log_format: Literal["json", "text"] = "json"
 
@@ -119,9 +127,11 @@ class Settings(BaseSettings):
         _SERVER.max_concurrent_requests, ge=1, description="Requests decoding at once."
     )
     max_waiting_requests: int = Field(
-        16, ge=0, description="Requests queued beyond that; more get 429."
+        _SERVER.max_waiting_requests, ge=0, description="Requests queued beyond that; more get 429."
     )
-    request_timeout_s: float = Field(600.0, gt=0, description="A synchronous request's deadline.")
+    request_timeout_s: float = Field(
+        _SERVER.request_timeout_s, gt=0, description="A synchronous request's deadline."
+    )
     data_dir: Path = Field(
         _JOBS.data_dir, description="Durable state: the SQLite job database and uploads."
     )
@@ -135,7 +145,9 @@ class Settings(BaseSettings):
         None, description="Uploads until their job ends (default data_dir/uploads); shared."
     )
     job_workers: int = Field(_JOBS.workers, ge=1, description="Jobs decoded at once.")
-    job_retention_hours: float = Field(168.0, gt=0, description="How long job results are kept.")
+    job_retention_hours: float = Field(
+        cast(float, _JOBS.retention_s) / 3600, gt=0, description="How long job results are kept."
+    )
     job_max_attempts: int = Field(
         _JOBS.max_attempts, ge=1, description="Starts a job gets when its worker keeps dying."
     )
@@ -160,10 +172,10 @@ class Settings(BaseSettings):
         9464, ge=0, le=65535, description="asrserve worker: /health and /metrics (0: none)."
     )
     shutdown_grace_s: float = Field(
-        30.0, ge=0, description="Deadline for in-flight work on SIGTERM."
+        _SERVER.shutdown_grace_s, ge=0, description="Deadline for in-flight work on SIGTERM."
     )
     partial_model: str = Field(
-        "whisper-tiny.en", description="Live partials: whisper-tiny.en or pocketsphinx-en."
+        _STREAMS.partial_model, description="Live partials: whisper-tiny.en or pocketsphinx-en."
     )
     max_streams: int | Literal["auto"] = Field(
         "auto",
@@ -171,14 +183,12 @@ class Settings(BaseSettings):
         "(new ones are refused while the models fall behind).",
     )
     stream_idle_timeout_s: float = Field(
-        300.0, gt=0, description="Close a stream silent this long."
+        _STREAMS.idle_timeout_s, gt=0, description="Close a stream silent this long."
     )
-    # No default here: it lives in asrserve.ws.load.LoadOptions (15 s), which a job worker,
-    # reading these settings too, must not import.
-    stream_overloaded_lag_s: float | None = Field(
-        None,
+    stream_overloaded_lag_s: float = Field(
+        _LOAD.overloaded_lag_s,
         gt=0,
-        description="Close a stream this far behind real time with server_overloaded (none: 15 s).",
+        description="Close a stream this far behind real time with server_overloaded.",
     )
     stream_port: int | None = Field(
         None, ge=1, le=65535, description="Also listen here (FunASR's clients default to 10095)."
@@ -266,14 +276,20 @@ class Settings(BaseSettings):
             models_served=tuple(self.models_served),
             api_keys=tuple(k.get_secret_value() for k in self.api_keys),
             cors_origins=tuple(self.cors_origins),
-            max_upload_bytes=self.limits().max_bytes,
             max_concurrent_requests=self.max_concurrent_requests,
             max_waiting_requests=self.max_waiting_requests,
             request_timeout_s=self.request_timeout_s,
             shutdown_grace_s=self.shutdown_grace_s,
+        )
+
+    def stream_options(self) -> StreamServerOptions:
+        return StreamServerOptions(
+            final_model=self.model,
             partial_model=self.partial_model,
             max_streams=None if self.max_streams == "auto" else self.max_streams,
-            stream_idle_timeout_s=self.stream_idle_timeout_s,
+            idle_timeout_s=self.stream_idle_timeout_s,
+            limits=self.limits(),
+            load=LoadOptions(overloaded_lag_s=self.stream_overloaded_lag_s),
         )
 
     def job_options(self) -> JobOptions:
@@ -294,7 +310,7 @@ class Settings(BaseSettings):
         )
 
     def limits(self) -> AudioLimits:
-        max_bytes = int(self.max_upload_mb * 1024 * 1024) if self.max_upload_mb else None
+        max_bytes = int(self.max_upload_mb * _MIB) if self.max_upload_mb else None
         return AudioLimits(max_bytes=max_bytes, max_duration_s=self.max_audio_seconds)
 
 

@@ -5,21 +5,27 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
 
 from asrserve.engine.audio import decode
 from asrserve.engine.engines.pocketsphinx import PocketSphinxEngine
+from asrserve.engine.errors import AudioTooLongError
 from asrserve.engine.options import DecodeOptions, TranscribeOptions
 from asrserve.engine.partials import IncrementalPartials, WhisperPartials
+from asrserve.engine.pipeline import Pipeline
 from asrserve.engine.registry import LoadedModel, ModelRegistry
 from asrserve.engine.streaming import (
     Final,
+    LiveSession,
+    OfflineSession,
     Partial,
     PendingFinal,
     StreamingOptions,
     TwoPassSession,
+    open_session,
 )
 from asrserve.engine.types import Mode, Segment
 from asrserve.engine.vad import Endpointer, EndpointerOptions, SpeechEnded, SpeechStarted
@@ -68,7 +74,7 @@ class Inline:
 
 
 def run(
-    session: TwoPassSession, audio: np.ndarray
+    session: LiveSession, audio: np.ndarray
 ) -> tuple[list[tuple[float, Partial | Final]], list[Final]]:
     """Feed the audio in 60 ms chunks; note when, in stream seconds, each event came out."""
     timeline: list[tuple[float, Partial | Final]] = []
@@ -168,7 +174,8 @@ def test_offline_mode_returns_one_consolidated_result(
     whisper_base: LoadedModel, two_utterances: tuple[np.ndarray, list[Clip], float]
 ) -> None:
     audio, clips, _ = two_utterances
-    session = TwoPassSession(whisper_base.pipeline, EN, options=StreamingOptions(mode=Mode.OFFLINE))
+    session = open_session(whisper_base.pipeline, EN, options=StreamingOptions(mode=Mode.OFFLINE))
+    assert isinstance(session, OfflineSession)
     timeline, finals = run(session, audio)
     assert len(timeline) == len(finals) == 1
     assert word_errors([" ".join(c.text for c in clips)], [finals[0].text]).rate < 0.1
@@ -264,3 +271,15 @@ def test_a_long_stream_does_not_go_deaf_to_the_next_speaker(en_clips: list[Clip]
     # Its speech begins 2.3 s in; the first words hover at Silero's threshold whatever the
     # state, so the bound leaves them a second and a half.
     assert into_second and into_second[0] < 4.0, into_second
+
+
+def test_offline_mode_keeps_the_input_up_to_its_bound_and_only_offline_mode() -> None:
+    # Refused before any decoding: no model is needed.
+    no_model = cast(Pipeline, None)
+    options = StreamingOptions(mode=Mode.OFFLINE, max_offline_s=1.0)
+    session = open_session(no_model, EN, options=options)
+    assert session.feed(silence(0.6)) == [] and session.speaking
+    with pytest.raises(AudioTooLongError, match="Offline mode keeps the whole input"):
+        session.feed(silence(0.6))
+    with pytest.raises(ValueError, match="OfflineSession"):
+        TwoPassSession(no_model, EN, options=options)

@@ -14,7 +14,8 @@ from starlette.websockets import WebSocketDisconnect
 from asrserve.engine.registry import ModelRegistry
 from asrserve.observability.metrics import Metrics
 from asrserve.ws.load import LiveLoad
-from asrserve.ws.server import StreamServer, StreamServerOptions
+from asrserve.ws.options import StreamServerOptions
+from asrserve.ws.server import StreamServer
 
 
 class NotDraining:

@@ -22,7 +22,7 @@ from asrserve.api.options import ServerOptions
 from asrserve.api.service import TranscriptionService
 from asrserve.engine.registry import ModelRegistry
 from asrserve.engine.types import Transcript
-from asrserve.jobmodel import Job, JobPage, JobState
+from asrserve.jobmodel import DEFAULT_PAGE_SIZE, Job, JobPage, JobState
 from asrserve.observability.metrics import Metrics
 
 
@@ -47,7 +47,11 @@ class JobsBackend(Protocol):
     def cancel_or_delete(self, job_id: str) -> Job | None: ...
 
     def list(
-        self, *, limit: int = 20, cursor: str | None = None, state: JobState | str | None = None
+        self,
+        *,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+        state: JobState | str | None = None,
     ) -> JobPage: ...
 
 

@@ -103,11 +103,9 @@ def build_request(
     if beam_size is not None:
         decode = replace(decode, beam_size=beam_size)
     expected = _field("languages", parse_languages, languages) if languages is not None else None
-    options = TranscribeOptions(
-        decode=decode,
-        vad_filter=True if vad_filter is None else vad_filter,
-        expected_languages=expected,
-    )
+    options = TranscribeOptions(decode=decode, expected_languages=expected)
+    if vad_filter is not None:
+        options = replace(options, vad_filter=vad_filter)
     return TranscriptionRequest(
         file=file,
         model=model,

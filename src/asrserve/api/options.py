@@ -22,20 +22,19 @@ class ServerOptions:
     """Models clients may name; empty means the default model plus the catalogue."""
     api_keys: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
-    max_upload_bytes: int | None = 1 << 30
     max_concurrent_requests: int = 16
     """Requests decoding at once. Short requests share decode windows in the batcher, so many
     at once cost little more than one; each holds its decoded audio until it is answered."""
     max_waiting_requests: int = 16
     request_timeout_s: float = 600.0
     shutdown_grace_s: float = 30.0
-    partial_model: str = "whisper-tiny.en"
-    """Cheap model for live partials on the WebSocket (a Whisper name, or pocketsphinx-en)."""
-    max_streams: int | None = None
-    """None: as many as the live load admits (`ws.server.StreamServerOptions.max_streams`)."""
-    stream_idle_timeout_s: float = 300.0
     preload: bool = True
     """Load the default model at start-up, so the first request does not pay for it."""
+
+    @property
+    def max_upload_bytes(self) -> int | None:
+        """Uploads above this are refused while they arrive: the input limit, read early."""
+        return self.limits.max_bytes
 
     def served(self) -> tuple[str, ...]:
         names = self.models_served or (self.default_model, *CATALOGUE)

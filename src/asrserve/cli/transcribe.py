@@ -35,6 +35,7 @@ from asrserve.config import Settings, load_settings
 from asrserve.engine.audio import probe_duration
 from asrserve.engine.errors import AsrError
 from asrserve.engine.formats import ResponseFormat, file_extension, parse_format, render
+from asrserve.engine.models import DEFAULT_MODEL
 from asrserve.engine.options import (
     DecodeOptions,
     TranscribeOptions,
@@ -53,6 +54,8 @@ AUDIO_EXTENSIONS = frozenset(
      ".mka", ".wma", ".aiff", ".aif", ".amr", ".3gp", ".mov", ".mkv"}
 )  # fmt: skip
 STDOUT = "-"
+_DECODE = DecodeOptions()  # the defaults' one home
+_TEMPERATURES = ",".join(f"{t:g}" for t in _DECODE.temperatures)
 IN_FLIGHT_AUDIO_S = 2 * 3600.0
 """Decoded audio the files in flight may hold together: two hours is 460 MB of samples."""
 
@@ -189,7 +192,9 @@ def build_options(
 
 def transcribe(
     inputs: list[Path] = typer.Argument(..., help="Audio or video files, or directories."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Model (default whisper-base)."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help=f"Model (default {DEFAULT_MODEL})."
+    ),
     language: str = typer.Option("auto", "--language", "-l", help="Language code or auto."),
     languages: str | None = typer.Option(
         None, help="Expected languages, e.g. en,es: auto detection chooses among them only."
@@ -205,10 +210,12 @@ def transcribe(
         None, help='Words to favour: "w1,w2", space-separated, or JSON {"w": 10}.'
     ),
     initial_prompt: str | None = typer.Option(None, help="Text that sets style and vocabulary."),
-    beam_size: int = typer.Option(5, min=1, max=20),
-    temperature: str = typer.Option("0,0.2,0.4,0.6,0.8,1.0", help="Fallback temperatures."),
-    word_timestamps: bool = typer.Option(True, help="Word-level times (verbose_json)."),
-    vad: bool = typer.Option(True, help="Skip silence with Silero VAD."),
+    beam_size: int = typer.Option(_DECODE.beam_size, min=1, max=20),
+    temperature: str = typer.Option(_TEMPERATURES, help="Fallback temperatures."),
+    word_timestamps: bool = typer.Option(
+        _DECODE.word_timestamps, help="Word-level times (verbose_json)."
+    ),
+    vad: bool = typer.Option(TranscribeOptions().vad_filter, help="Skip silence with Silero VAD."),
     jobs: int = typer.Option(
         64,
         "--jobs",

@@ -21,7 +21,13 @@ from asrserve.engine.options import (
 )
 from asrserve.engine.pipeline import Pipeline
 from asrserve.engine.registry import EngineSettings, LoadedModel, ModelRegistry
-from asrserve.engine.streaming import StreamingOptions, TwoPassSession
+from asrserve.engine.streaming import (
+    LiveSession,
+    OfflineSession,
+    StreamingOptions,
+    TwoPassSession,
+    open_session,
+)
 from asrserve.engine.types import Mode, Segment, Transcript, TranscriptInfo, Word
 
 __all__ = [
@@ -32,9 +38,11 @@ __all__ = [
     "DecodeOptions",
     "EngineSettings",
     "LanguageOptions",
+    "LiveSession",
     "LoadedModel",
     "Mode",
     "ModelRegistry",
+    "OfflineSession",
     "Pipeline",
     "ResponseFormat",
     "Segment",
@@ -46,6 +54,7 @@ __all__ = [
     "VadOptions",
     "Word",
     "decode",
+    "open_session",
     "parse_format",
     "render",
     "to_dict",

@@ -31,6 +31,8 @@ POCKETSPHINX = "pocketsphinx"
 VOSK = "vosk"
 
 DEFAULT_MODEL = "whisper-base"
+DEFAULT_PARTIAL_MODEL = "whisper-tiny.en"
+"""The cheap model that live streams re-decode for partials (the default model gives finals)."""
 
 
 @dataclass(frozen=True, slots=True)

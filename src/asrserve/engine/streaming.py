@@ -6,8 +6,10 @@
 - at each endpoint (a pause, or `max_utterance_s` of talk without one), a `PendingFinal`: the
   utterance's audio handed to the accurate offline model through its shared batcher, so finals of
   many streams decode in one batch; `PendingFinal.result()` waits for it and gives the `Final`.
-Mode `offline` keeps the whole input and decodes it once, at `finish()`, through the offline
-pipeline (VAD, chunks, batch): one consolidated result, as FunASR's protocol wants.
+`TwoPassSession` serves modes `2pass` and `online` (whose finals come from the partial decoder).
+Mode `offline` is `OfflineSession`: it keeps the whole input and decodes it once, at `finish()`,
+through the offline pipeline (VAD, chunks, batch): one consolidated result, as FunASR's
+protocol wants. `open_session` picks one by the mode; both are `LiveSession`s.
 """
 
 from __future__ import annotations
@@ -139,7 +141,45 @@ class PartialDecoder(Protocol):
 Event = Partial | PendingFinal
 
 
+class LiveSession(Protocol):
+    """Audio of one live stream in, results out; `feed` and `finish` may block on decoding."""
+
+    @property
+    def seconds_received(self) -> float: ...
+
+    @property
+    def speaking(self) -> bool:
+        """Speech is in progress that a draining server lets the stream finish."""
+        ...
+
+    def feed(self, pcm: np.ndarray) -> list[Event]: ...
+
+    def finish(self) -> list[Event]:
+        """The input ended: what is left to say."""
+        ...
+
+    def close(self) -> None:
+        """Frees the partial decoder; safe to call more than once."""
+        ...
+
+
+def open_session(
+    final: Pipeline,
+    decode: DecodeOptions,
+    *,
+    options: StreamingOptions | None = None,
+    partials: PartialDecoder | None = None,
+) -> LiveSession:
+    """The session for `options.mode`; offline mode needs no partial decoder."""
+    options = options or StreamingOptions()
+    if options.mode is Mode.OFFLINE:
+        return OfflineSession(final, decode, options=options)
+    return TwoPassSession(final, decode, options=options, partials=partials)
+
+
 class TwoPassSession:
+    """Modes `2pass` (cheap partials, accurate finals) and `online` (partials only)."""
+
     def __init__(
         self,
         final: Pipeline,
@@ -151,7 +191,9 @@ class TwoPassSession:
         self.final = final
         self.decode = decode
         self.options = options or StreamingOptions()
-        self.partials = partials if self.options.mode is not Mode.OFFLINE else None
+        if self.options.mode is Mode.OFFLINE:
+            raise ValueError("offline mode is OfflineSession's (open_session picks it)")
+        self.partials = partials
         self._endpointer = Endpointer(self.options.endpointing)
         self._buffer = np.zeros(0, np.float32)
         self._buffer_start = 0  # stream sample index of _buffer[0]
@@ -160,8 +202,6 @@ class TwoPassSession:
         self._utterance_start: int | None = None  # sample index while speaking
         self._last_partial_at = 0
         self._last_partial_text = ""
-        self._offline: list[np.ndarray] = []
-        self._offline_samples = 0
         self._finished = False
 
     @property
@@ -179,8 +219,6 @@ class TwoPassSession:
         pcm = np.asarray(pcm, np.float32)
         if pcm.size == 0:
             return []
-        if self.options.mode is Mode.OFFLINE:
-            return self._keep_for_offline(pcm)
         self._buffer = np.concatenate([self._buffer, pcm])
         self._received += pcm.size
         events: list[Event] = []
@@ -196,18 +234,19 @@ class TwoPassSession:
         return events
 
     def finish(self) -> list[Event]:
-        """The input ended: flush the open utterance (or decode the whole offline input)."""
+        """The input ended: flush the open utterance."""
         if self._finished:
             return []
         self._finished = True
-        if self.options.mode is Mode.OFFLINE:
-            return self._decode_offline()
         events: list[Event] = []
         if self._utterance_start is not None:
             events += self._close(self._received, SpeechEnded(self._received / SAMPLE_RATE))
+        self.close()
+        return events
+
+    def close(self) -> None:
         if self.partials is not None:
             self.partials.close()
-        return events
 
     # --- utterances --------------------------------------------------------------------------
 
@@ -330,24 +369,51 @@ class TwoPassSession:
         if self._buffer.size > keep:
             self._drop_before(self._received - keep)
 
-    # --- offline mode ------------------------------------------------------------------------
 
-    def _keep_for_offline(self, pcm: np.ndarray) -> list[Event]:
-        self._offline_samples += pcm.size
-        if self._offline_samples > self.options.max_offline_s * SAMPLE_RATE:
+class OfflineSession:
+    """Mode `offline`: the whole input kept (up to `max_offline_s`), decoded once at `finish`
+    through the offline pipeline, as one result."""
+
+    def __init__(
+        self, final: Pipeline, decode: DecodeOptions, *, options: StreamingOptions | None = None
+    ) -> None:
+        self.final = final
+        self.decode = decode
+        self.options = options or StreamingOptions()
+        self._pieces: list[np.ndarray] = []
+        self._received = 0
+        self._finished = False
+
+    @property
+    def seconds_received(self) -> float:
+        return self._received / SAMPLE_RATE
+
+    @property
+    def speaking(self) -> bool:
+        # The whole input is one utterance, decoded at its end.
+        return self._received > 0
+
+    def feed(self, pcm: np.ndarray) -> list[Event]:
+        if self._finished:
+            raise RuntimeError("this session has finished; start a new one")
+        pcm = np.asarray(pcm, np.float32)
+        if self._received + pcm.size > self.options.max_offline_s * SAMPLE_RATE:
             raise AudioTooLongError(
                 f"Offline mode keeps the whole input, and it passed "
                 f"{self.options.max_offline_s:g} s; use 2pass mode for long live sessions or "
                 "send the file to the HTTP jobs API."
             )
-        self._offline.append(pcm)
-        self._received += pcm.size
+        if pcm.size:
+            self._pieces.append(pcm)
+            self._received += pcm.size
         return []
 
-    def _decode_offline(self) -> list[Event]:
-        audio = np.concatenate(self._offline) if self._offline else np.zeros(0, np.float32)
-        self._offline = []
-        duration = audio.size / SAMPLE_RATE
+    def finish(self) -> list[Event]:
+        if self._finished:
+            return []
+        self._finished = True
+        audio = np.concatenate(self._pieces) if self._pieces else np.zeros(0, np.float32)
+        self._pieces = []
         future: Future[list[Segment]] = Future()
         language = self.decode.language
         if audio.size == 0:
@@ -360,7 +426,11 @@ class TwoPassSession:
             else:
                 future.set_result(list(transcript.segments))
                 language = transcript.info.language
+        duration = audio.size / SAMPLE_RATE
         return [PendingFinal(0, 0.0, duration, future, False, language, self.options.itn)]
+
+    def close(self) -> None:
+        self._pieces = []
 
 
 def _shift(segment: Segment, offset: float, end: float) -> Segment:

@@ -16,6 +16,8 @@ from asrserve.jobmodel.errors import (
     JobStoreUnavailableError,
 )
 from asrserve.jobmodel.records import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     Job,
     JobPage,
     JobState,
@@ -25,6 +27,8 @@ from asrserve.jobmodel.records import (
 )
 
 __all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
     "InvalidCursorError",
     "InvalidWebhookUrlError",
     "Job",

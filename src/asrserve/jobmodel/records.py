@@ -106,6 +106,11 @@ class Job:
         return min(1.0, self.progress_done_s / self.progress_total_s)
 
 
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 1000
+"""Jobs in one page of a listing: by default, and at most."""
+
+
 @dataclass(frozen=True, slots=True)
 class JobPage:
     """One page of a listing, newest first."""

@@ -78,6 +78,12 @@ class JobQueue(Protocol):
         ...
 
 
+PROGRESS_INTERVAL_S = 0.5
+"""A running job's progress is written to the store at most this often."""
+PURGE_INTERVAL_S = 300.0
+"""Expired jobs and stray uploads are removed this often."""
+
+
 class ProgressReporter:
     """The progress callback given to `transcribe` for one job.
 
@@ -92,7 +98,7 @@ class ProgressReporter:
         job_id: str,
         worker_id: str | None,
         *,
-        interval_s: float = 0.5,
+        interval_s: float = PROGRESS_INTERVAL_S,
         abort: threading.Event | None = None,
     ) -> None:
         self.store = store
@@ -149,7 +155,7 @@ def execute_job(
     transcribe: TranscribeFn,
     *,
     worker_id: str | None,
-    progress_interval_s: float = 0.5,
+    progress_interval_s: float = PROGRESS_INTERVAL_S,
     abort: threading.Event | None = None,
 ) -> Job | None:
     """Run one job already claimed by `worker_id` to its end and record the outcome.
@@ -257,8 +263,8 @@ class JobRunner:
         *,
         workers: int = 1,
         poll_interval_s: float = 0.5,
-        progress_interval_s: float = 0.5,
-        purge_interval_s: float = 300.0,
+        progress_interval_s: float = PROGRESS_INTERVAL_S,
+        purge_interval_s: float = PURGE_INTERVAL_S,
         recover: bool = True,
         lease_s: float | None = None,
         on_finished: Callable[[Job], None] | None = None,

@@ -27,7 +27,7 @@ from asrserve.jobmodel.errors import (
     JobNotFoundError,
     JobResultUnavailableError,
 )
-from asrserve.jobmodel.records import Job, JobPage, JobState, is_valid_job_id
+from asrserve.jobmodel.records import DEFAULT_PAGE_SIZE, Job, JobPage, JobState, is_valid_job_id
 from asrserve.jobs.runner import JobQueue
 from asrserve.jobs.store import JobStore, Upload
 from asrserve.jobs.webhooks import check_webhook_destination, validate_webhook_url
@@ -111,7 +111,11 @@ class JobService:
         raise JobResultUnavailableError(f"Job {job.id} was cancelled, so it has no result.")
 
     def list(
-        self, *, limit: int = 20, cursor: str | None = None, state: JobState | str | None = None
+        self,
+        *,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+        state: JobState | str | None = None,
     ) -> JobPage:
         """Newest first, without results. Raises InvalidCursorError, InvalidOptionError (a
         limit outside 1..1000), ValueError for an unknown state."""

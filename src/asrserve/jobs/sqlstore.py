@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from asrserve.engine.types import Transcript
 from asrserve.jobmodel.errors import JobNotFinishedError
 from asrserve.jobmodel.records import (
+    DEFAULT_PAGE_SIZE,
     Job,
     JobPage,
     JobState,
@@ -684,7 +685,11 @@ class SqlJobStore:
     # methods defined after it) -------------------------------------------------------------
 
     def list(
-        self, *, limit: int = 20, cursor: str | None = None, state: JobState | None = None
+        self,
+        *,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+        state: JobState | None = None,
     ) -> JobPage:
         check_page_size(limit)
         where: list[str] = []

@@ -25,12 +25,17 @@ from typing import Any, BinaryIO, Protocol
 from asrserve.engine.errors import InvalidOptionError
 from asrserve.engine.types import Transcript
 from asrserve.jobmodel.errors import InvalidCursorError
-from asrserve.jobmodel.records import Job, JobPage, JobState, is_valid_job_id
+from asrserve.jobmodel.records import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Job,
+    JobPage,
+    JobState,
+    is_valid_job_id,
+)
 
 Upload = BinaryIO | Path | bytes
 """An upload: an open binary file (read to its end), a path to copy, or the bytes."""
-
-MAX_PAGE_SIZE = 1000
 
 
 class JobStore(Protocol):
@@ -182,7 +187,11 @@ class JobStore(Protocol):
     # Last in the class: a method named `list` would shadow the builtin in the annotations of
     # the methods defined after it.
     def list(
-        self, *, limit: int = 20, cursor: str | None = None, state: JobState | None = None
+        self,
+        *,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+        state: JobState | None = None,
     ) -> JobPage:
         """Jobs newest first, without results. Paging is by an opaque cursor on (created_at,
         id), so jobs created or deleted meanwhile never shift or repeat later pages. Raises

@@ -39,13 +39,18 @@ from collections.abc import Callable
 
 from asrserve.jobmodel.records import Job, JobState
 from asrserve.jobs.options import JobOptions
-from asrserve.jobs.runner import TranscribeFn, announce_finished, execute_job, renew_leases
+from asrserve.jobs.runner import (
+    PROGRESS_INTERVAL_S,
+    PURGE_INTERVAL_S,
+    TranscribeFn,
+    announce_finished,
+    execute_job,
+    renew_leases,
+)
 from asrserve.jobs.store import JobStore
 from asrserve.jobs.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
-
-PURGE_INTERVAL_S = 300.0
 
 
 class JobWorker:
@@ -62,7 +67,7 @@ class JobWorker:
         webhooks: WebhookSender | None = None,
         on_finished: Callable[[Job], None] | None = None,
         on_stalled: Callable[[], None] | None = None,
-        progress_interval_s: float = 0.5,
+        progress_interval_s: float = PROGRESS_INTERVAL_S,
         name: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

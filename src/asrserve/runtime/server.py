@@ -44,8 +44,7 @@ from asrserve.runtime.components import (
 )
 from asrserve.runtime.drain import Drain
 from asrserve.runtime.locks import DataDirLock
-from asrserve.ws.load import LoadOptions
-from asrserve.ws.server import StreamServer, StreamServerOptions
+from asrserve.ws.server import StreamServer
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
     @asynccontextmanager
     async def start() -> AsyncIterator[Services]:
         registry = build_registry(
-            settings, metrics, pinned={options.default_model, options.partial_model}
+            settings, metrics, pinned={options.default_model, settings.partial_model}
         )
         store = build_job_store(job_options)
         queue = build_job_queue(job_options, store, registry, metrics)
@@ -77,7 +76,7 @@ def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
         )
         admission = Admission(options.max_concurrent_requests, options.max_waiting_requests)
         watch_jobs(metrics, registry, store)
-        streams = StreamServer(registry, stream_server_options(settings), metrics, drain)
+        streams = StreamServer(registry, settings.stream_options(), metrics, drain)
         drain.add(streams.closed)
         services = Services(
             options=options,
@@ -119,23 +118,6 @@ def embedded_runner_lock(job_options: JobOptions) -> DataDirLock | None:
     if job_options.store != SQLITE_STORE:
         return None
     return DataDirLock(job_options.data_dir).acquire()
-
-
-def stream_server_options(settings: Settings) -> StreamServerOptions:
-    options = settings.server_options()
-    load = (
-        LoadOptions()
-        if settings.stream_overloaded_lag_s is None
-        else LoadOptions(overloaded_lag_s=settings.stream_overloaded_lag_s)
-    )
-    return StreamServerOptions(
-        final_model=options.default_model,
-        partial_model=options.partial_model,
-        max_streams=options.max_streams,
-        idle_timeout_s=options.stream_idle_timeout_s,
-        limits=options.limits,
-        load=load,
-    )
 
 
 class DrainingServer(uvicorn.Server):

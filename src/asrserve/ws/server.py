@@ -1,4 +1,4 @@
-"""One FunASR-protocol WebSocket connection: receive audio, feed a TwoPassSession, send results.
+"""One FunASR-protocol WebSocket connection: receive audio, feed a live session, send results.
 
 The receive loop feeds the session in a worker thread (VAD and partial decoding are CPU work)
 and hands its events to a sender task, which sends partials at once and each final as soon as
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 import anyio
@@ -28,19 +28,20 @@ from asrserve.engine.audio import SAMPLE_RATE, pcm16_to_float32, resample
 from asrserve.engine.audio import decode as decode_audio
 from asrserve.engine.engines.base import IncrementalEngine
 from asrserve.engine.errors import AsrError, error_code
-from asrserve.engine.options import AudioLimits, DecodeOptions, parse_hotwords
+from asrserve.engine.options import DecodeOptions, parse_hotwords
 from asrserve.engine.partials import IncrementalPartials, WhisperPartials
 from asrserve.engine.registry import LoadedModel, ModelRegistry
 from asrserve.engine.streaming import (
+    LiveSession,
     Partial,
     PartialDecoder,
     PendingFinal,
-    StreamingOptions,
-    TwoPassSession,
+    open_session,
 )
 from asrserve.engine.types import Mode
 from asrserve.observability.metrics import Metrics, StreamStats
-from asrserve.ws.load import LiveLoad, LoadOptions, StreamLag
+from asrserve.ws.load import LiveLoad, StreamLag
+from asrserve.ws.options import AUTO_MAX_STREAMS, StreamServerOptions
 from asrserve.ws.protocol import (
     ClientConfig,
     DeltaTracker,
@@ -93,26 +94,6 @@ class DrainSignal(Protocol):
         ...
 
     async def wait_begun(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class StreamServerOptions:
-    final_model: str = "whisper-base"
-    partial_model: str = "whisper-tiny.en"
-    """Cheap model for live partials: a Whisper name (re-decoding) or pocketsphinx-en."""
-    max_streams: int | None = None
-    """Open streams at most; None (`auto`): as many as the live load admits (`load`), up to
-    `AUTO_MAX_STREAMS`."""
-    idle_timeout_s: float = 300.0
-    """A connection that sends nothing for this long is closed (pings keep it alive)."""
-    max_frame_bytes: int = 1 << 20
-    limits: AudioLimits = field(default_factory=AudioLimits)
-    streaming: StreamingOptions = field(default_factory=StreamingOptions)
-    load: LoadOptions = field(default_factory=LoadOptions)
-
-
-AUTO_MAX_STREAMS = 256
-"""With `max_streams` auto, the load refuses streams long before this; it bounds memory."""
 
 
 class StreamServer:
@@ -233,7 +214,7 @@ class Connection:
         self.server = server
         self.websocket = websocket
         self.config: ClientConfig | None = None
-        self.session: TwoPassSession | None = None
+        self.session: LiveSession | None = None
         self.final_model: LoadedModel | None = None
         self.partial_model: LoadedModel | None = None
         self.events: asyncio.Queue[tuple[PendingFinal | Partial, bool] | None] = asyncio.Queue()
@@ -329,8 +310,8 @@ class Connection:
         """Whether the stream has speech in progress that the drain lets it finish."""
         if self.config is None or self.session is None:
             return False
-        if not self.config.is_pcm or self.session.options.mode is Mode.OFFLINE:
-            # The whole input is one utterance, decoded at its end.
+        if not self.config.is_pcm:
+            # The whole input is one encoded file, decoded at its end.
             return bool(self.encoded) or self.session.seconds_received > 0
         return self.session.speaking
 
@@ -365,7 +346,7 @@ class Connection:
             max_offline_s=options.limits.max_duration_s or options.streaming.max_offline_s,
             itn=config.itn,
         )
-        self.session = TwoPassSession(
+        self.session = open_session(
             self.final_model.pipeline, decode, options=streaming, partials=partials
         )
         self.sender = asyncio.create_task(self._send_events())
@@ -586,8 +567,8 @@ class Connection:
             self.sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.sender
-        if self.session is not None and self.session.partials is not None:
-            await anyio.to_thread.run_sync(self.session.partials.close)
+        if self.session is not None:
+            await anyio.to_thread.run_sync(self.session.close)
         for model in (self.final_model, self.partial_model):
             if model is not None:
                 self.server.registry.release(model)

@@ -13,7 +13,7 @@ from asrserve.api.errors import ApiError
 from asrserve.api.forms import transcript_response
 from asrserve.engine.errors import AsrError
 from asrserve.engine.formats import parse_format
-from asrserve.jobmodel import Job, JobState, is_valid_job_id
+from asrserve.jobmodel import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Job, JobState, is_valid_job_id
 
 router = APIRouter(prefix="/v1/jobs", tags=["Jobs"])
 
@@ -86,7 +86,7 @@ async def create_job(services: ServicesDep, form: JobForm) -> JSONResponse:
 @router.get("", summary="List jobs, newest first")
 async def list_jobs(
     services: ServicesDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
         str | None, Query(max_length=512, description="next_cursor of the last page")
     ] = None,
