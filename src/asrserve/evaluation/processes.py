@@ -69,18 +69,27 @@ def launch(url: str, log_path: Path, data_dir: Path, env: dict[str, str]) -> Ser
         env=env,
     )
     server = ServerProcess(proc, log_path, env, url=url, data_dir=data_dir)
+    _wait_ready(server, f"{url}/ready", "server")
+    return server
+
+
+def _wait_ready(process: _Process, url: str, what: str) -> None:
+    """Until `url` answers 200; a process that exits or stays unready is reported with its log
+    (and killed)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log[-4000:]}")
+        if process.proc.poll() is not None:
+            raise RuntimeError(
+                f"{what} exited with {process.proc.returncode}:\n{process.log[-4000:]}"
+            )
         try:
-            if httpx.get(f"{url}/ready", timeout=2, verify=False).status_code == 200:
-                return server
+            if httpx.get(url, timeout=2, verify=False).status_code == 200:
+                return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    server.stop(signal.SIGKILL)
-    raise RuntimeError(f"server not ready within {READY_TIMEOUT_S} s:\n{server.log[-4000:]}")
+    process.stop(signal.SIGKILL)
+    raise RuntimeError(f"{what} not ready within {READY_TIMEOUT_S} s:\n{process.log[-4000:]}")
 
 
 def restart(server: ServerProcess) -> ServerProcess:
@@ -119,15 +128,5 @@ def start_worker(tmp: Path, name: str = "worker", **settings: str) -> WorkerProc
         env=env,
     )
     worker = WorkerProcess(proc, log_path, env, health_url=f"http://127.0.0.1:{port}/health")
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker exited with {proc.returncode}:\n{worker.log[-4000:]}")
-        try:
-            if httpx.get(worker.health_url, timeout=2).status_code == 200:
-                return worker
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    worker.stop(signal.SIGKILL)
-    raise RuntimeError(f"worker not ready within {READY_TIMEOUT_S} s:\n{worker.log[-4000:]}")
+    _wait_ready(worker, worker.health_url, "worker")
+    return worker
