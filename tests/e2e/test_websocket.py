@@ -323,7 +323,7 @@ def test_pings_are_answered_and_idle_streams_closed(tight: ServerProcess) -> Non
 
 
 def test_a_full_server_refuses_clearly(tight: ServerProcess, jfk: Clip) -> None:
-    async def two() -> tuple[dict[str, Any], int | None]:
+    async def two() -> tuple[dict[str, Any], int | None, dict[str, Any]]:
         async with websockets.connect(ws_url(tight), subprotocols=["binary"]) as first:
             await first.send(config())
             await first.send(pcm_of(jfk)[: FRAME * 5])
@@ -332,11 +332,18 @@ def test_a_full_server_refuses_clearly(tight: ServerProcess, jfk: Clip) -> None:
                 refusal = json.loads(await asyncio.wait_for(second.recv(), 30))
                 with pytest.raises(ConnectionClosed):
                     await asyncio.wait_for(second.recv(), 30)
-                return refusal, second.close_code
+            # Audio keeps the first stream from its 2 s idle timeout while readiness is read.
+            await first.send(pcm_of(jfk)[FRAME * 5 : FRAME * 6])
+            async with httpx.AsyncClient() as client:
+                ready = (await client.get(f"{tight.url}/ready", timeout=30)).json()
+            return refusal, second.close_code, ready
 
-    refusal, code = run(two())
+    refusal, code, ready = run(two())
     assert refusal["code"] == "server_busy" and "limit of 1" in refusal["error"]
     assert code == 1013
+    # The first stream is still open: readiness shows it against the limit.
+    assert (ready["streams_active"], ready["streams_limit"]) == (1, 1)
+    assert 0 <= ready["stream_load_level"] <= 3
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from asrserve.api.service import TranscriptionService
 from asrserve.engine.registry import ModelRegistry
 from asrserve.engine.types import Transcript
 from asrserve.jobmodel import DEFAULT_PAGE_SIZE, Job, JobPage, JobState
-from asrserve.observability.metrics import Metrics
+from asrserve.observability.metrics import Metrics, StreamStats
 
 
 class JobsBackend(Protocol):
@@ -59,6 +59,8 @@ class StreamHandler(Protocol):
     """The FunASR WebSocket protocol (`asrserve.ws.StreamServer`), served on the HTTP port."""
 
     async def handle(self, websocket: WebSocket) -> None: ...
+
+    def stats(self) -> StreamStats: ...
 
 
 class DrainState(Protocol):

@@ -35,6 +35,13 @@ class Readiness(BaseModel):
     requests_waiting: int = 0
     draining: bool = False
     """The server is shutting down (SIGTERM): it finishes its work and takes no new streams."""
+    streams_active: int = 0
+    streams_limit: int = 0
+    """Live streams open, and admitted at most (with `max_streams` auto, the memory bound)."""
+    stream_load_level: int = 0
+    """0 normal, 1 fewer partials, 2 finals only, 3 new streams refused with server_busy. Only
+    informative: HTTP requests are still served at every level, so readiness does not depend
+    on it."""
 
 
 class Sentence(BaseModel):

@@ -33,6 +33,7 @@ _RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5)
 class StreamStats:
     """The live path's state, read at scrape time (`ws.server.StreamServer.stats`)."""
 
+    active: int
     limit: int
     """Streams admitted at most (with `max_streams` auto, the memory bound)."""
     load_level: int

@@ -134,6 +134,7 @@ class StreamServer:
 
     def stats(self) -> StreamStats:
         return StreamStats(
+            active=self.active,
             limit=self.limit,
             load_level=int(self.load.level()),
             backlog_s=self.backlog_s(),

@@ -33,6 +33,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
         reasons.append(f"model {services.options.default_model} is not loaded yet")
     if services.admission.saturated:
         reasons.append("request queue is full")
+    streams = services.streams.stats()
     body = Readiness(
         status="not_ready" if reasons else "ready",
         reasons=reasons,
@@ -40,6 +41,9 @@ async def ready(services: ServicesDep) -> JSONResponse:
         requests_active=services.admission.active,
         requests_waiting=services.admission.waiting,
         draining=draining,
+        streams_active=streams.active,
+        streams_limit=streams.limit,
+        stream_load_level=streams.load_level,
     )
     return JSONResponse(body.model_dump(), status_code=503 if reasons else 200)
 
