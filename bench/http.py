@@ -303,18 +303,9 @@ BASELINE_ROWS = {
 }
 
 
-def summarise(
-    clips: Sequence[Clip],
-    settings: BenchSettings,
-    baseline_runs: dict[str, list[Measurement]],
-    cli_runs: Sequence[Measurement],
-    level_runs: dict[int, list[Measurement]],
-) -> list[Row]:
+def _baseline_rows(clips: Sequence[Clip], baseline_runs: dict[str, list[Measurement]]) -> list[Row]:
     audio_s = sum(clip.duration for clip in clips)
-    cli_wer = _wer(clips, cli_runs)
-    cli_peak = max(run.peak_rss_mb for run in cli_runs)
-    jobs = f"{settings.jobs} files"
-    rows = [
+    return [
         Row(
             BASELINE_ROWS[system][0],
             BASELINE_ROWS[system][1],
@@ -328,7 +319,16 @@ def summarise(
         )
         for system, runs in baseline_runs.items()
     ]
-    rows += [
+
+
+def _cli_rows(
+    clips: Sequence[Clip], settings: BenchSettings, cli_runs: Sequence[Measurement]
+) -> list[Row]:
+    audio_s = sum(clip.duration for clip in clips)
+    cli_wer = _wer(clips, cli_runs)
+    cli_peak = max(run.peak_rss_mb for run in cli_runs)
+    jobs = f"{settings.jobs} files"
+    return [
         Row(
             "CLI, decoding only",
             jobs,
@@ -351,20 +351,37 @@ def summarise(
             wer=cli_wer,
         ),
     ]
-    for clients, runs in level_runs.items():
-        rows.append(
-            Row(
-                f"HTTP, {clients} client{'s' if clients > 1 else ''}",
-                f"{clients} request{'s' if clients > 1 else ''}",
-                audio_s,
-                walls_s=tuple(run.wall_s for run in runs if run.wall_s is not None),
-                latencies_s=tuple(lat for run in runs for lat in run.latencies_s),
-                errors=tuple(err for run in runs for err in run.errors),
-                peak_rss_mb=max(run.peak_rss_mb for run in runs),
-                wer=_wer(clips, runs),
-            )
+
+
+def _http_rows(clips: Sequence[Clip], level_runs: dict[int, list[Measurement]]) -> list[Row]:
+    audio_s = sum(clip.duration for clip in clips)
+    return [
+        Row(
+            f"HTTP, {clients} client{'s' if clients > 1 else ''}",
+            f"{clients} request{'s' if clients > 1 else ''}",
+            audio_s,
+            walls_s=tuple(run.wall_s for run in runs if run.wall_s is not None),
+            latencies_s=tuple(lat for run in runs for lat in run.latencies_s),
+            errors=tuple(err for run in runs for err in run.errors),
+            peak_rss_mb=max(run.peak_rss_mb for run in runs),
+            wer=_wer(clips, runs),
         )
-    return rows
+        for clients, runs in level_runs.items()
+    ]
+
+
+def summarise(
+    clips: Sequence[Clip],
+    settings: BenchSettings,
+    baseline_runs: dict[str, list[Measurement]],
+    cli_runs: Sequence[Measurement],
+    level_runs: dict[int, list[Measurement]],
+) -> list[Row]:
+    return (
+        _baseline_rows(clips, baseline_runs)
+        + _cli_rows(clips, settings, cli_runs)
+        + _http_rows(clips, level_runs)
+    )
 
 
 def results_table(rows: Sequence[Row]) -> str:
@@ -411,12 +428,8 @@ def results_table(rows: Sequence[Row]) -> str:
     return table(header, body)
 
 
-def render_report(
-    rows: Sequence[Row],
-    clips: Sequence[Clip],
-    settings: BenchSettings,
-    started: datetime,
-    machine: str,
+def _setup_lines(
+    rows: Sequence[Row], clips: Sequence[Clip], settings: BenchSettings, machine: str
 ) -> str:
     audio_s = sum(clip.duration for clip in clips)
     versions = ", ".join(
@@ -433,7 +446,7 @@ def render_report(
         + "; timed from the first file to the last transcript."
         for key in settings.baselines
     ]
-    setup = "\n".join(
+    return "\n".join(
         f"- {line}"
         for line in (
             f"Data: {settings.workload.workload()}; {len(clips)} files, {audio_s:.1f} s of "
@@ -457,6 +470,16 @@ def render_report(
             f"Versions: {versions}.",
         )
     )
+
+
+def render_report(
+    rows: Sequence[Row],
+    clips: Sequence[Clip],
+    settings: BenchSettings,
+    started: datetime,
+    machine: str,
+) -> str:
+    setup = _setup_lines(rows, clips, settings, machine)
     base = rows[0].label.split()[0]
     errors = [err for row in rows for err in row.errors]
     error_note = (

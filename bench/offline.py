@@ -531,41 +531,35 @@ def file_wer_table(summaries: Sequence[Summary], clips: Sequence[Clip]) -> str:
     return table(header, rows)
 
 
-def render_report(
-    summaries: Sequence[Summary],
-    clips: Sequence[Clip],
-    settings: BenchSettings,
-    repeat: int,
-    started: datetime,
-    machine: str,
-) -> str:
-    base = next((s for s in summaries if s.system.key == "a"), summaries[0])
+def _language_line(settings: BenchSettings) -> str:
+    if settings.language_code is not None:
+        return (
+            f"Language `{settings.language}` given to every system, so language detection "
+            "is not compared."
+        )
+    expected = (
+        f"; asrserve expects `{settings.languages}` (faster-whisper has no such setting "
+        "and detects among all languages)"
+        if settings.languages
+        else ""
+    )
+    return (
+        f"No language given: every system detects it per file{expected}. *language "
+        "right* is the share of files transcribed in their own language."
+    )
+
+
+def _setup_lines(clips: Sequence[Clip], settings: BenchSettings, repeat: int, machine: str) -> str:
     audio_s = sum(c.duration for c in clips)
     versions = ", ".join(
         f"{p} {version(p)}" for p in ("faster-whisper", "ctranslate2", "onnxruntime", "asrserve")
     )
-    systems = "\n".join(f"- **{s.system.label}**: {s.system.description}" for s in summaries)
     runs = "once" if repeat == 1 else f"{repeat} times, interleaved; times are medians"
     files = "1 file" if len(clips) == 1 else f"{len(clips)} files"
     # One line per bullet: substituted values of any length then never break a line oddly.
     names = ", ".join(c.id for c in clips) if len(clips) <= 12 else "listed by the manifest"
-    if settings.language_code is None:
-        expected = (
-            f"; asrserve expects `{settings.languages}` (faster-whisper has no such setting "
-            "and detects among all languages)"
-            if settings.languages
-            else ""
-        )
-        language = (
-            f"No language given: every system detects it per file{expected}. *language "
-            "right* is the share of files transcribed in their own language."
-        )
-    else:
-        language = (
-            f"Language `{settings.language}` given to every system, so language detection "
-            "is not compared."
-        )
-    setup = "\n".join(
+    language = _language_line(settings)
+    return "\n".join(
         f"- {line}"
         for line in (
             f"Data: {settings.workload()}; {files}, {audio_s:.1f} s of audio "
@@ -582,6 +576,19 @@ def render_report(
             f"Versions: {versions}.",
         )
     )
+
+
+def render_report(
+    summaries: Sequence[Summary],
+    clips: Sequence[Clip],
+    settings: BenchSettings,
+    repeat: int,
+    started: datetime,
+    machine: str,
+) -> str:
+    base = next((s for s in summaries if s.system.key == "a"), summaries[0])
+    systems = "\n".join(f"- **{s.system.label}**: {s.system.description}" for s in summaries)
+    setup = _setup_lines(clips, settings, repeat, machine)
     per_file = (
         f"\n## WER per file\n\n{file_wer_table(summaries, clips)}\n" if len(clips) <= 12 else ""
     )

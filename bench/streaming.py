@@ -769,65 +769,85 @@ def plot(levels: Sequence[Level], bound_s: float, path: Path) -> None:
     plt.close(fig)
 
 
-def render_report(
-    levels: Sequence[Level],
+_VERSIONED = (
+    "asrserve", "faster-whisper", "ctranslate2", "onnxruntime", "pocketsphinx", "uvicorn",
+    "websockets",
+)  # fmt: skip
+
+_LATENCY_NOTES = """\
+- *first partial*: per clip, from the time the 60 ms frame holding its first speech sample
+  (Silero VAD on the clip alone, no padding) was due to the arrival of the first
+  `2pass-online` message of an utterance starting in that clip's window.
+- *final*: per clip, from the time the frame holding its last speech sample was due to the
+  arrival of the last `2pass-offline` message for it. It includes the 800 ms of silence the
+  server waits for before it ends an utterance.
+- Utterances are matched to clips by their `start_time`: a clip's window runs from the start of
+  its lead silence to the next clip's.
+- *backlog growth*: median final latency of clips ending in the second half of their stream
+  minus that of clips ending in the first half.
+- *max send lag*: the most any frame left after it was due; the latencies count from the due
+  time, so a server pushing back is charged for it, as a live microphone user would feel it.
+- *real time*: no stream error, a final for every clip, p95 final latency at most
+  {bound:g} s and backlog growth at most {growth:g} s. The largest N counts only if
+  every smaller N measured also stays real time."""
+
+_ACCURACY_NOTES = """\
+- *partial WER (last)*: per clip, the last partial (`utterance_text`, the partial decoder's
+  whole hypothesis) of each of its utterances, joined, against the reference: the best the
+  live text was just before the final replaced it. An utterance without partials counts as
+  deleted words.
+- *partial WER (deltas)*: per clip, the partials' `text` deltas appended, as FunASR's clients
+  display them before the final (only words two hypotheses in a row agree on).
+- *final WER*: the clip's `2pass-offline` texts joined; *offline WER*: the same clips (as many
+  times as the streams played them) through the HTTP API. All WERs pool all words after the
+  development set's normalisation (`asrserve.evaluation.wer`).
+- *server CPU %*: the server's CPU time (user + system, children included) over the level's
+  wall time, in % of one core; *CPU % / stream* divides it by N.
+- *idle RSS MB*: the server's resident memory just before the level; *peak RSS MB* polled every
+  50 ms during it; *RSS MB / stream* = (peak − idle) ÷ N."""
+
+
+def _setup_lines(
     sessions: Sequence[Sessions],
     speeches: Sequence[Speech],
     settings: BenchSettings,
-    started: datetime,
     machine: str,
-    plot_name: str,
 ) -> str:
-    bound = settings.rt_bound_s
-    versions = ", ".join(
-        f"{p} {version(p)}"
-        for p in (
-            "asrserve",
-            "faster-whisper",
-            "ctranslate2",
-            "onnxruntime",
-            "pocketsphinx",
-            "uvicorn",
-            "websockets",
-        )
-    )
     durations = sorted(s.clip.duration for s in speeches)
-    largest = "; ".join(
-        f"`{model}` {_largest_text(levels, model, bound)}" for model in settings.partial_models
-    )
     session_clip = sessions[0] if sessions else None
-    setup = "\n".join(
-        f"- {line}"
-        for line in (
-            f"Data: development set subset `{settings.subset}`, ordinary speech only "
-            f"(`clean_read`), {len(speeches)} clips of {durations[0]:.1f}–{durations[-1]:.1f} s; "
-            f"each played with {LEAD_S:g} s of silence before and {TAIL_S:g} s after, back to "
-            f"back, until a stream has {settings.sizes.stream_s:g} s of audio. Stream j of N "
-            "starts at clip j × (clips ÷ N) and "
-            f"j × {START_SPREAD_S:g} s ÷ N after the first stream.",
-            f"Server: one `asrserve serve` per partial model (`ASRSERVE_PARTIAL_MODEL`), final "
-            f"model `{MODEL}` ({DEVICE}, {COMPUTE_TYPE}, "
-            f"{_threads(settings)}), "
-            "other settings the defaults (end of utterance after 800 ms of silence, a partial "
-            "every 0.5 s of speech, default batching); warmed with one stream.",
-            "Client: this script, one asyncio task per stream on the same machine, FunASR's "
-            f"protocol in `2pass` mode with `svs_lang` `{LANGUAGE}`, 16 kHz s16le PCM in "
-            f"{FRAME_S * 1000:.0f} ms frames, frame k due at the stream's start + k × "
-            f"{FRAME_S * 1000:.0f} ms (a wall-clock schedule, as a microphone delivers them).",
-            f"Offline baseline: every clip once through `POST /v1/audio/transcriptions` "
-            f"(language `{LANGUAGE}`, same server and model) in this run.",
-            f"Sessions: {settings.sizes.sessions} 2pass sessions one after another on each "
-            "server after its levels, each "
-            + (
-                f"clip `{session_clip.clip.id}` ({session_clip.audio_s:.1f} s with its silence)"
-                if session_clip
-                else "a short clip"
-            )
-            + ", sent as fast as the socket takes it.",
-            f"Machine: {machine}.",
-            f"Versions: {versions}.",
-        )
+    session_audio = (
+        f"clip `{session_clip.clip.id}` ({session_clip.audio_s:.1f} s with its silence)"
+        if session_clip
+        else "a short clip"
     )
+    versions = ", ".join(f"{p} {version(p)}" for p in _VERSIONED)
+    lines = (
+        f"Data: development set subset `{settings.subset}`, ordinary speech only "
+        f"(`clean_read`), {len(speeches)} clips of {durations[0]:.1f}–{durations[-1]:.1f} s; "
+        f"each played with {LEAD_S:g} s of silence before and {TAIL_S:g} s after, back to "
+        f"back, until a stream has {settings.sizes.stream_s:g} s of audio. Stream j of N "
+        "starts at clip j × (clips ÷ N) and "
+        f"j × {START_SPREAD_S:g} s ÷ N after the first stream.",
+        f"Server: one `asrserve serve` per partial model (`ASRSERVE_PARTIAL_MODEL`), final "
+        f"model `{MODEL}` ({DEVICE}, {COMPUTE_TYPE}, "
+        f"{_threads(settings)}), "
+        "other settings the defaults (end of utterance after 800 ms of silence, a partial "
+        "every 0.5 s of speech, default batching); warmed with one stream.",
+        "Client: this script, one asyncio task per stream on the same machine, FunASR's "
+        f"protocol in `2pass` mode with `svs_lang` `{LANGUAGE}`, 16 kHz s16le PCM in "
+        f"{FRAME_S * 1000:.0f} ms frames, frame k due at the stream's start + k × "
+        f"{FRAME_S * 1000:.0f} ms (a wall-clock schedule, as a microphone delivers them).",
+        f"Offline baseline: every clip once through `POST /v1/audio/transcriptions` "
+        f"(language `{LANGUAGE}`, same server and model) in this run.",
+        f"Sessions: {settings.sizes.sessions} 2pass sessions one after another on each "
+        f"server after its levels, each {session_audio}, sent as fast as the socket takes it.",
+        f"Machine: {machine}.",
+        f"Versions: {versions}.",
+    )
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def _sessions_and_errors(levels: Sequence[Level], sessions: Sequence[Sessions]) -> str:
     errors = [err for lv in levels for err in lv.errors] + [
         err for s in sessions for err in s.errors
     ]
@@ -846,6 +866,22 @@ def render_report(
         if sessions
         else ""
     )
+    return sessions_part + error_note
+
+
+def render_report(
+    levels: Sequence[Level],
+    sessions: Sequence[Sessions],
+    speeches: Sequence[Speech],
+    settings: BenchSettings,
+    started: datetime,
+    machine: str,
+    plot_name: str,
+) -> str:
+    bound = settings.rt_bound_s
+    largest = "; ".join(
+        f"`{model}` {_largest_text(levels, model, bound)}" for model in settings.partial_models
+    )
     return f"""# Streaming benchmark
 
 Generated by `bench/streaming.py` on {started:%Y-%m-%d %H:%M} UTC (asrserve {git_revision()}).
@@ -853,7 +889,7 @@ Regenerate with `.venv/bin/python -m bench.streaming` on a quiet machine.
 
 ## Setup
 
-{setup}
+{_setup_lines(sessions, speeches, settings, machine)}
 
 ## Latency and real time
 
@@ -863,40 +899,14 @@ Regenerate with `.venv/bin/python -m bench.streaming` on a quiet machine.
 
 Largest number of streams that stays real time: {largest}.
 
-- *first partial*: per clip, from the time the 60 ms frame holding its first speech sample
-  (Silero VAD on the clip alone, no padding) was due to the arrival of the first
-  `2pass-online` message of an utterance starting in that clip's window.
-- *final*: per clip, from the time the frame holding its last speech sample was due to the
-  arrival of the last `2pass-offline` message for it. It includes the 800 ms of silence the
-  server waits for before it ends an utterance.
-- Utterances are matched to clips by their `start_time`: a clip's window runs from the start of
-  its lead silence to the next clip's.
-- *backlog growth*: median final latency of clips ending in the second half of their stream
-  minus that of clips ending in the first half.
-- *max send lag*: the most any frame left after it was due; the latencies count from the due
-  time, so a server pushing back is charged for it, as a live microphone user would feel it.
-- *real time*: no stream error, a final for every clip, p95 final latency at most
-  {bound:g} s and backlog growth at most {BACKLOG_GROWTH_S:g} s. The largest N counts only if
-  every smaller N measured also stays real time.
+{_LATENCY_NOTES.format(bound=bound, growth=BACKLOG_GROWTH_S)}
 
 ## Accuracy and resources
 
 {accuracy_table(levels)}
 
-- *partial WER (last)*: per clip, the last partial (`utterance_text`, the partial decoder's
-  whole hypothesis) of each of its utterances, joined, against the reference: the best the
-  live text was just before the final replaced it. An utterance without partials counts as
-  deleted words.
-- *partial WER (deltas)*: per clip, the partials' `text` deltas appended, as FunASR's clients
-  display them before the final (only words two hypotheses in a row agree on).
-- *final WER*: the clip's `2pass-offline` texts joined; *offline WER*: the same clips (as many
-  times as the streams played them) through the HTTP API. All WERs pool all words after the
-  development set's normalisation (`asrserve.evaluation.wer`).
-- *server CPU %*: the server's CPU time (user + system, children included) over the level's
-  wall time, in % of one core; *CPU % / stream* divides it by N.
-- *idle RSS MB*: the server's resident memory just before the level; *peak RSS MB* polled every
-  50 ms during it; *RSS MB / stream* = (peak − idle) ÷ N.
-{sessions_part}{error_note}
+{_ACCURACY_NOTES}
+{_sessions_and_errors(levels, sessions)}
 """
 
 
@@ -928,7 +938,7 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(int(v) for v in text.split(",") if v.strip()))
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Latency, accuracy and cost of N concurrent real-time WebSocket streams.",
     )
@@ -978,6 +988,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="Tiny sizes for a smoke check of the script."
     )
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = _parser()
     args = parser.parse_args(argv)
     base = QUICK if args.quick else FULL
     try:
@@ -1000,6 +1015,40 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--partial-models needs at least one model")
     args.plot = args.plot or args.output.with_suffix(".png")
     return args
+
+
+def _run_levels(
+    server: ServerProcess,
+    model: str,
+    plans: dict[int, list[StreamPlan]],
+    offline: dict[str, str],
+    settings: BenchSettings,
+) -> list[Level]:
+    levels = []
+    for n in settings.sizes.n:
+        level = run_level(server, model, plans[n], offline, settings)
+        levels.append(level)
+        print(
+            f"{model} N={n}: first partial p50 {num(level.first_partial(0.5), 2)} s, "
+            f"final p50 {num(level.final(0.5), 2)} / p95 "
+            f"{num(level.final(0.95), 2)} s, final WER {level.final_wer:.2%}, "
+            f"CPU {level.cpu_percent_per_stream:.0f}%/stream, "
+            f"{len(level.errors)} errors, "
+            f"real time {'yes' if level.real_time(settings.rt_bound_s) else 'no'}"
+        )
+    return levels
+
+
+def _run_sessions_printed(
+    server: ServerProcess, model: str, shortest: Speech, settings: BenchSettings
+) -> Sessions:
+    result = run_sessions(server, model, shortest, settings)
+    print(
+        f"{model} sessions: RSS "
+        + ", ".join(f"{k}: {v:.1f} MB" for k, v in result.rss_mb.items())
+        + f", {len(result.errors)} errors"
+    )
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1035,25 +1084,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     offline = transcribe_offline(server, list(used.values()))
                     print(f"offline baseline: {len(offline)} clips")
                 warm_streams(server, shortest, settings)
-                for n in settings.sizes.n:
-                    level = run_level(server, model, plans[n], offline, settings)
-                    levels.append(level)
-                    print(
-                        f"{model} N={n}: first partial p50 {num(level.first_partial(0.5), 2)} s, "
-                        f"final p50 {num(level.final(0.5), 2)} / p95 "
-                        f"{num(level.final(0.95), 2)} s, final WER {level.final_wer:.2%}, "
-                        f"CPU {level.cpu_percent_per_stream:.0f}%/stream, "
-                        f"{len(level.errors)} errors, "
-                        f"real time {'yes' if level.real_time(settings.rt_bound_s) else 'no'}"
-                    )
+                levels += _run_levels(server, model, plans, offline, settings)
                 if settings.sizes.sessions:
-                    result = run_sessions(server, model, shortest, settings)
-                    sessions.append(result)
-                    print(
-                        f"{model} sessions: RSS "
-                        + ", ".join(f"{k}: {v:.1f} MB" for k, v in result.rss_mb.items())
-                        + f", {len(result.errors)} errors"
-                    )
+                    sessions.append(_run_sessions_printed(server, model, shortest, settings))
             finally:
                 server.stop()
     print()
