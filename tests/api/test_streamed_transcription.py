@@ -9,11 +9,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from starlette.requests import ClientDisconnect
+from starlette.types import Message, Scope
 
 from asrserve.config import Settings
 from asrserve.evaluation.devset import Clip
@@ -24,7 +24,7 @@ class ClientGone(OSError):
     """What the ASGI server's `send` raises once the client's socket is closed."""
 
 
-def asgi_request(audio: Path) -> tuple[dict[str, Any], bytes]:
+def asgi_request(audio: Path) -> tuple[Scope, bytes]:
     request = httpx.Request(
         "POST",
         "http://127.0.0.1/v1/audio/transcriptions",
@@ -61,7 +61,7 @@ def test_a_client_that_leaves_gives_back_the_slot_and_the_model(
     sent: list[str] = []
     headers_sent = asyncio.Event()
 
-    async def receive_then_disconnect() -> AsyncIterator[dict[str, Any]]:
+    async def receive_then_disconnect() -> AsyncIterator[Message]:
         yield {"type": "http.request", "body": body, "more_body": False}
         await headers_sent.wait()
         yield {"type": "http.disconnect"}
@@ -71,10 +71,10 @@ def test_a_client_that_leaves_gives_back_the_slot_and_the_model(
             services = app.state.services
             messages = receive_then_disconnect()
 
-            async def receive() -> dict[str, Any]:
+            async def receive() -> Message:
                 return await anext(messages)
 
-            async def send(message: dict[str, Any]) -> None:
+            async def send(message: Message) -> None:
                 sent.append(message["type"])
                 if message["type"] == "http.response.start":
                     headers_sent.set()

@@ -72,7 +72,7 @@ def test_mp3_and_m4a_to_json_srt_vtt_with_progress(
         cues = list(srt.parse((out / f"{stem}.srt").read_text()))
         assert len(cues) == len(verbose["segments"])
         assert word_errors([clip.text], [" ".join(c.content for c in cues)]).rate < 0.05
-        captions = webvtt.read(str(out / f"{stem}.vtt"))
+        captions = webvtt.read(str(out / f"{stem}.vtt")).captions
         assert [c.text for c in captions] == [c.content for c in cues]
 
 

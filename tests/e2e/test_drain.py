@@ -25,6 +25,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.processes import ServerProcess, start_server
@@ -64,7 +65,7 @@ class Stream:
 
     @classmethod
     async def open(cls, url: str, name: str) -> Stream:
-        ws = await websockets.connect(url, subprotocols=["binary"], max_size=None)
+        ws = await websockets.connect(url, subprotocols=[Subprotocol("binary")], max_size=None)
         stream = cls(ws)
         stream._reader = asyncio.create_task(stream._read())
         await ws.send(config(wav_name=name))
@@ -103,7 +104,7 @@ class Stream:
 
 
 async def refused(url: str) -> tuple[dict[str, Any], int | None, str]:
-    async with websockets.connect(url, subprotocols=["binary"]) as ws:
+    async with websockets.connect(url, subprotocols=[Subprotocol("binary")]) as ws:
         with contextlib.suppress(ConnectionClosed):  # the refusal may come first
             await ws.send(config(wav_name="latecomer"))
         message = json.loads(await asyncio.wait_for(ws.recv(), WAIT_S))

@@ -59,6 +59,7 @@ def test_verbose_json_with_words_and_segments(client: OpenAI, two_cities: Clip) 
     assert result.language == "english"
     assert result.duration == pytest.approx(two_cities.duration, abs=0.01)
     assert word_errors([two_cities.text], [result.text]).rate < 0.05
+    assert result.segments is not None
     assert len(result.segments) >= 3
     assert all(0 <= s.start <= s.end <= result.duration for s in result.segments)
     assert result.words and all(0 <= w.start <= w.end <= result.duration for w in result.words)
@@ -82,7 +83,7 @@ def test_srt_and_vtt_parse_back(client: OpenAI, two_cities: Clip) -> None:
             model="whisper-1", file=fh, response_format="vtt"
         )
     parsed = webvtt.from_string(captions)
-    assert [c.text for c in parsed] == [c.content for c in cues]
+    assert [c.text for c in parsed.captions] == [c.content for c in cues]
     assert parsed[-1].end_in_seconds <= two_cities.duration + 0.001
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import websockets
 from funasr_client import async_file_asr_stream, decode_msg
+from funasr_client.types import FunASRMessage, InitMessageMode
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosedOK
 
@@ -149,11 +150,11 @@ def test_stream_audio_fails_when_the_server_closes_without_the_end_ack() -> None
 async def funasr_client_session(
     url: str,
     clip: Clip,
-    mode: str,
+    mode: InitMessageMode,
     *,
     pause_after_final: float = 0.0,
-    into: list[dict[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
+    into: list[FunASRMessage] | None = None,
+) -> list[FunASRMessage]:
     """The library's own file streaming (raw messages); it stops at the first `is_final`."""
     messages = [] if into is None else into
     async for message in async_file_asr_stream(clip.audio, url, mode=mode, decode=False):
@@ -163,8 +164,10 @@ async def funasr_client_session(
     return messages
 
 
-def transcribe_with_funasr_client(url: str, clip: Clip, mode: str) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
+def transcribe_with_funasr_client(
+    url: str, clip: Clip, mode: InitMessageMode
+) -> list[FunASRMessage]:
+    messages: list[FunASRMessage] = []
     try:
         asyncio.run(funasr_client_session(url, clip, mode, into=messages))
     except ConnectionClosedOK:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import websockets
+from websockets.typing import Subprotocol
 
 from asrserve.cli.tls import ensure_self_signed
 from asrserve.engine.audio import decode, float32_to_pcm16
@@ -18,7 +19,7 @@ from asrserve.evaluation.wer import word_errors
 
 
 async def offline_session(url: str, pcm: bytes, context: ssl.SSLContext | None) -> list[dict]:
-    async with websockets.connect(url, subprotocols=["binary"], ssl=context) as ws:
+    async with websockets.connect(url, subprotocols=[Subprotocol("binary")], ssl=context) as ws:
         await ws.send(
             json.dumps(
                 {"mode": "offline", "wav_name": "tls", "wav_format": "pcm", "is_speaking": True}

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from asrserve.engine.audio import decode
 from asrserve.evaluation.devset import Clip, load_subset
@@ -162,7 +163,7 @@ def test_unknown_keys_and_a_config_sent_mid_session_are_ignored(
 
     async def talk() -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
-        async with websockets.connect(ws_url(server), subprotocols=["binary"]) as ws:
+        async with websockets.connect(ws_url(server), subprotocols=[Subprotocol("binary")]) as ws:
             await ws.send(json.dumps(first))
             for i in range(0, half, FRAME):
                 await ws.send(audio[i : i + FRAME])
@@ -194,7 +195,7 @@ def test_an_old_client_end_message_still_flushes_the_final(
 
 
 async def _expect_error(url: str, *sends: str | bytes) -> tuple[dict[str, Any], int | None]:
-    async with websockets.connect(url, subprotocols=["binary"]) as ws:
+    async with websockets.connect(url, subprotocols=[Subprotocol("binary")]) as ws:
         for item in sends:
             await ws.send(item)
         message = json.loads(await asyncio.wait_for(ws.recv(), 30))
@@ -224,7 +225,7 @@ def test_bad_input_gets_an_error_message_and_a_clean_close(
 
 def test_a_client_vanishing_mid_utterance_disturbs_no_one(server: ServerProcess, jfk: Clip) -> None:
     async def vanish() -> None:
-        ws = await websockets.connect(ws_url(server), subprotocols=["binary"])
+        ws = await websockets.connect(ws_url(server), subprotocols=[Subprotocol("binary")])
         await ws.send(config())
         audio = pcm_of(jfk)
         for i in range(0, len(audio) // 2, FRAME):
@@ -307,7 +308,7 @@ def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 def test_pings_are_answered_and_idle_streams_closed(tight: ServerProcess) -> None:
     async def idle() -> tuple[float, dict[str, Any], int | None]:
-        async with websockets.connect(ws_url(tight), subprotocols=["binary"]) as ws:
+        async with websockets.connect(ws_url(tight), subprotocols=[Subprotocol("binary")]) as ws:
             await ws.send(config())
             pong_wait = await ws.ping()
             latency = await asyncio.wait_for(pong_wait, 10)
@@ -324,11 +325,13 @@ def test_pings_are_answered_and_idle_streams_closed(tight: ServerProcess) -> Non
 
 def test_a_full_server_refuses_clearly(tight: ServerProcess, jfk: Clip) -> None:
     async def two() -> tuple[dict[str, Any], int | None, dict[str, Any]]:
-        async with websockets.connect(ws_url(tight), subprotocols=["binary"]) as first:
+        async with websockets.connect(ws_url(tight), subprotocols=[Subprotocol("binary")]) as first:
             await first.send(config())
             await first.send(pcm_of(jfk)[: FRAME * 5])
             await asyncio.sleep(0.5)
-            async with websockets.connect(ws_url(tight), subprotocols=["binary"]) as second:
+            async with websockets.connect(
+                ws_url(tight), subprotocols=[Subprotocol("binary")]
+            ) as second:
                 refusal = json.loads(await asyncio.wait_for(second.recv(), 30))
                 with pytest.raises(ConnectionClosed):
                     await asyncio.wait_for(second.recv(), 30)
@@ -361,7 +364,9 @@ def test_a_stream_that_falls_behind_gets_server_overloaded_not_a_timeout(
 ) -> None:
     async def behind() -> tuple[list[dict[str, Any]], int | None]:
         messages: list[dict[str, Any]] = []
-        async with websockets.connect(ws_url(impatient), subprotocols=["binary"]) as ws:
+        async with websockets.connect(
+            ws_url(impatient), subprotocols=[Subprotocol("binary")]
+        ) as ws:
             await ws.send(config())
             audio = pcm_of(jfk, tail=4.0)
             with contextlib.suppress(ConnectionClosed):

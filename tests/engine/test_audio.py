@@ -10,6 +10,7 @@ import io
 import struct
 import wave
 from pathlib import Path
+from typing import BinaryIO, Final, Literal, cast
 
 import av
 import av.error
@@ -259,7 +260,7 @@ def test_a_non_seekable_stream_decodes_like_the_file(
 ) -> None:
     data = encoded[container].read_bytes()
 
-    np.testing.assert_array_equal(decode(Unseekable(data)), decode(data))
+    np.testing.assert_array_equal(decode(cast(BinaryIO, Unseekable(data))), decode(data))
 
 
 def test_a_file_object_decodes_from_its_current_position(encoded: dict[str, Path]) -> None:
@@ -315,7 +316,7 @@ def test_a_stream_is_read_at_most_one_byte_past_the_size_limit(encoded: dict[str
     stream = Unseekable(encoded["wav"].read_bytes())
 
     with pytest.raises(AudioTooLargeError):
-        decode(stream, limits=AudioLimits(max_bytes=50_000))
+        decode(cast(BinaryIO, stream), limits=AudioLimits(max_bytes=50_000))
 
     assert stream.bytes_read == 50_001
 
@@ -386,7 +387,7 @@ def test_input_that_is_not_audio_is_refused(kind: str, tmp_path: Path) -> None:
 
     for source in (data, disguised, io.BytesIO(data)):
         with pytest.raises(AudioDecodeError) as caught:
-            decode(source)  # type: ignore[arg-type]
+            decode(source)
         assert_user_message(caught.value)
         assert "wav, flac, mp3" in str(caught.value)
 
@@ -399,7 +400,7 @@ def test_decode_errors_chain_the_ffmpeg_error() -> None:
 
 # What FFmpeg (pinned through av==18.1.0) makes of a cut file: either it decodes up to the cut
 # without complaint and we return that audio, or it fails and so do we.
-PREFIX = "prefix"
+PREFIX: Final = "prefix"
 
 
 @pytest.mark.parametrize(
@@ -417,15 +418,15 @@ PREFIX = "prefix"
 )
 def test_truncated_files(
     container: str,
-    cut: str | int,
-    outcome: str | type[AudioError],
+    cut: Literal["half"] | int,
+    outcome: Literal["prefix"] | type[AudioError],
     encoded: dict[str, Path],
     reference: np.ndarray,
 ) -> None:
     data = encoded[container].read_bytes()
     truncated = data[: len(data) // 2 if cut == "half" else cut]
 
-    if outcome is PREFIX:
+    if outcome == PREFIX:
         audio = decode(truncated)
         assert_engine_input(audio)
         assert audio.size < reference.size

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+from typing import cast
 
 import numpy as np
 import pytest
@@ -241,19 +242,24 @@ def test_verbose_json_leaves_out_granularities_not_asked_for() -> None:
 
 
 def test_verbose_json_encodes_numpy_scalars_from_engines() -> None:
+    # Engines hand over numpy scalars where the types say float/int (np.float64 alone is a
+    # float subclass): the casts let them through as they are, which is what is tested here.
     word = Word(
-        start=np.float32(0.5), end=np.float64(0.75), word=" Hi.", probability=np.float32(0.5)
+        start=cast(float, np.float32(0.5)),
+        end=np.float64(0.75),
+        word=" Hi.",
+        probability=cast(float, np.float32(0.5)),
     )
     segment = Segment(
-        id=np.int64(0),
-        start=np.float32(0.5),
-        end=np.float32(0.75),
+        id=cast(int, np.int64(0)),
+        start=cast(float, np.float32(0.5)),
+        end=cast(float, np.float32(0.75)),
         text=" Hi.",
         words=(word,),
-        avg_logprob=np.float32(-0.5),
-        tokens=(np.int32(7),),
+        avg_logprob=cast(float, np.float32(-0.5)),
+        tokens=(cast(int, np.int32(7)),),
     )
-    info = TranscriptInfo("en", np.float32(0.5), np.float32(1.0), 1.0)
+    info = TranscriptInfo("en", cast(float, np.float32(0.5)), cast(float, np.float32(1.0)), 1.0)
     data = json.loads(render(Transcript(info=info, segments=(segment,)), "verbose_json"))
     assert data["segments"][0]["tokens"] == [7]
     assert data["words"][0] == {"word": "Hi.", "start": 0.5, "end": 0.75, "probability": 0.5}

@@ -7,6 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -165,14 +166,14 @@ def test_two_decode_workers_share_the_cores_and_decode_side_by_side(
     tmp_path: Path, jfk: Clip
 ) -> None:
     from asrserve.engine.audio import decode
-    from asrserve.engine.engines.whisper import usable_cpus
+    from asrserve.engine.engines.whisper import WhisperEngine, usable_cpus
     from asrserve.engine.options import DecodeOptions
 
     registry = ModelRegistry(cache_dir=tmp_path, engine_settings=EngineSettings(decode_workers=2))
     with registry.use("whisper-tiny.en") as tiny:
         engine = tiny.engine
         assert engine.info.workers == 2
-        assert engine.cpu_threads == max(1, usable_cpus() // 2)
+        assert cast(WhisperEngine, engine).cpu_threads == max(1, usable_cpus() // 2)
         assert tiny.batcher.engine is engine and len(tiny.batcher._threads) == 2
         audio = decode(jfk.audio)[: 16000 * 8]
         fitted = DecodeOptions(language="en", fitted_window_pad_s=3.0, fitted_window_min_s=15.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import replace
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from asrserve.engine.registry import ModelRegistry
 from asrserve.engine.types import Segment
 from asrserve.evaluation.devset import Clip, clean_read
 from asrserve.evaluation.wer import normalize, word_errors
+
+if TYPE_CHECKING:
+    from asrserve.engine.engines.whisper import WhisperEngine
 
 SR = 16000
 CHUNK = 960  # 60 ms
@@ -126,7 +130,7 @@ def test_a_fitted_window_hears_real_speech_as_well_as_a_padded_one(
             words = normalize(text).split()
             assert words[:3] not in [words[i : i + 3] for i in range(3, len(words) - 2)], text
         # The encoder gets the longest chunk plus 2 s, not 30 s (3000 frames).
-        frames = tiny.engine._features(audio, 2.0).shape[-1]
+        frames = cast("WhisperEngine", tiny.engine)._features(audio, 2.0).shape[-1]
         assert frames == (max(a.size for a in audio) + 2 * SR) // 160 // 2 * 2 < 3000
     finally:
         registry.release(tiny)

@@ -14,6 +14,7 @@ import io
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pytest
@@ -29,6 +30,9 @@ from asrserve.engine.types import Transcript
 from asrserve.evaluation.devset import Clip, clean_read, load_subset
 from asrserve.evaluation.wer import normalize, word_errors
 from tests.support.media import CONTAINERS, encode
+
+if TYPE_CHECKING:
+    from asrserve.engine.engines.whisper import WhisperEngine
 
 EN = TranscribeOptions(decode=DecodeOptions(language="en"))
 
@@ -204,7 +208,7 @@ def test_subtitles_and_json_from_real_speech_parse_back(
         assert abs(cue.start.total_seconds() - seg.start) < 0.002
         assert abs(cue.end.total_seconds() - seg.end) < 0.002
         assert cue.content == seg.text.strip()
-    captions = webvtt.from_string(render(transcript, "vtt"))
+    captions = webvtt.from_string(render(transcript, "vtt")).captions
     assert [c.text for c in captions] == [s.text.strip() for s in transcript.segments]
     assert all(c.end_in_seconds <= clip.duration + 0.001 for c in captions)
     verbose = json.loads(render(transcript, "verbose_json"))
@@ -253,11 +257,11 @@ def test_english_only_model_refuses_other_languages(registry, jfk: Clip) -> None
 def test_temperature_fallback_redecodes_chunks_that_fail_the_checks(
     whisper_base: LoadedModel, jfk: Clip, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = whisper_base.engine
+    engine = cast("WhisperEngine", whisper_base.engine)
     tried: list[float] = []
     real_generate = engine._generate
 
-    def spy(*args: object, **kwargs: object) -> object:
+    def spy(*args: Any, **kwargs: Any) -> Any:
         tried.append(args[3])  # the temperature of this real decode
         return real_generate(*args, **kwargs)
 

@@ -545,6 +545,7 @@ def test_postgres_store_works_on_a_sql_ascii_database(
         job = store.create(b"abc", filename="naïve.wav", model="m", options={"language": "en"})
         assert job.state is JobState.QUEUED
         again = store.get(job.id)
+        assert again is not None
         assert again.filename == "naïve.wav"
         assert again.options == {"language": "en"}
     finally:
@@ -569,6 +570,8 @@ def test_postgres_store_serves_the_first_request_once_a_long_outage_ends(
                     store.get(job.id)
         finally:
             postgres_server.start()
-        assert store.get(job.id).state is JobState.QUEUED
+        back = store.get(job.id)
+        assert back is not None
+        assert back.state is JobState.QUEUED
     finally:
         store.close()

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import websockets
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from asrserve.engine.audio import decode, float32_to_pcm16, resample
 from asrserve.evaluation.devset import Clip
@@ -56,7 +57,7 @@ async def session(
 ) -> list[dict[str, Any]]:
     """One client session; returns every message the server sent, in order."""
     messages: list[dict[str, Any]] = []
-    async with websockets.connect(url, subprotocols=["binary"], max_size=None) as ws:
+    async with websockets.connect(url, subprotocols=[Subprotocol("binary")], max_size=None) as ws:
         assert ws.subprotocol == "binary"
 
         async def receive() -> None:

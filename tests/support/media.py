@@ -96,6 +96,7 @@ def encode(
     planes = _planes(audio, out_channels)
     with av.open(str(path), mode="w", format=spec.muxer) as out:
         stream = out.add_stream(spec.codec, rate=out_rate, layout=_layout(out_channels))
+        assert isinstance(stream, av.AudioStream)  # every codec in CONTAINERS is an audio one
         stream.format = spec.sample_format
         if spec.options:
             stream.codec_context.options = dict(spec.options)
