@@ -54,7 +54,8 @@ def load_subset(subset: str, root: Path | None = None) -> list[Clip]:
     return clips
 
 
-# Conditions the set's recipe (scripts/devset/) tags as deliberately hard (non-words, whisper, falsetto...).
+# Conditions the set's recipe (scripts/devset/) tags as deliberately hard (non-words, whisper,
+# falsetto...).
 HARD_TAGS = frozenset(
     {"scripted", "pronunciation", "nonword", "register", "whisper", "laughter", "cutoff", "slow"}
 )
