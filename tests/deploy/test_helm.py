@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from asrserve.config import Settings, load_settings
 from asrserve.jobs.options import JobOptions
-from asrserve.observability.metrics import Metrics
+from asrserve.observability.metrics import Metrics, StreamStats
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "asrserve"
@@ -181,7 +181,9 @@ def _config_file(manifests: list[Manifest], container: Manifest) -> tuple[str, s
 def _metric_names() -> set[str]:
     """Every series name the service exports (metrics.py), as Prometheus stores it."""
     metrics = Metrics()
-    metrics.watch(worker_jobs=lambda: (0, 1))
+    # What the server and a worker each watch: the live streams' and the worker's families.
+    idle = StreamStats(active=0, limit=1, load_level=0, backlog_s=0.0, partials_skipped=0)
+    metrics.watch(worker_jobs=lambda: (0, 1), streams=lambda: idle)
     suffixes = {
         "counter": ("_total", "_created"),
         "histogram": ("_bucket", "_sum", "_count", "_created"),

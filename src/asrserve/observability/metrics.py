@@ -99,6 +99,7 @@ class _CallbackGauges(Collector):
 
 def _stream_families(stats: StreamStats) -> Iterator[Metric]:
     for name, text, value in (
+        ("asrserve_streams_active", "Open real-time WebSocket streams.", stats.active),
         ("asrserve_stream_limit", "Streams admitted at most.", stats.limit),
         ("asrserve_stream_load_level",
          "Live load: 0 normal, 1 fewer partials, 2 finals only, 3 new streams refused.",
@@ -177,9 +178,6 @@ class Metrics:
         )  # fmt: skip
 
     def _add_live_and_job_metrics(self) -> None:
-        self.streams_active = Gauge(
-            "asrserve_streams_active", "Open real-time WebSocket streams.", registry=self.registry
-        )
         self.stream_final_seconds = Histogram(
             "asrserve_stream_final_seconds",
             "From when a stream's final was due (its audio heard, its pause ended) to its send.",

@@ -178,7 +178,6 @@ class StreamServer:
             return
         self.active += 1
         self._none_active.clear()
-        self.metrics.streams_active.inc()
         connection = Connection(self, websocket)
         self.connections.add(connection)
         try:
@@ -188,7 +187,6 @@ class StreamServer:
             self.active -= 1
             if not self.active:
                 self._none_active.set()
-            self.metrics.streams_active.dec()
 
 
 async def _send(websocket: WebSocket, message: dict[str, Any]) -> bool:
