@@ -116,7 +116,6 @@ class SqlJobStore:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._uploads = UploadDir(uploads_dir)
-        self.uploads_dir = self._uploads.directory
         self.retention_s = retention_s
         self.max_attempts = max_attempts
         self._clock = clock
@@ -174,6 +173,10 @@ class SqlJobStore:
         )
 
     # --- uploads --------------------------------------------------------------------------------
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self._uploads.directory
 
     def upload_path(self, job_id: str) -> Path:
         return self._uploads.path(job_id)
