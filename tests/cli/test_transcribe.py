@@ -145,6 +145,9 @@ def test_stdout_output_and_hotwords_and_bad_options(media: dict[str, Path]) -> N
     bad_languages = run_cli("transcribe", media["m4a"], "--languages", "en,1", "-o", "-")
     assert bad_languages.returncode == 2
     assert "--languages" in bad_languages.stderr
+    bad_hotwords = run_cli("transcribe", media["m4a"], "--hotwords", '{"a": ', "-o", "-")
+    assert bad_hotwords.returncode == 2
+    assert "--hotwords" in bad_hotwords.stderr and "Traceback" not in bad_hotwords.stderr
     expected = run_cli("transcribe", media["m4a"], "--languages", "en,es", "-f", "verbose_json",
                        "-o", "-", "-q")  # fmt: skip
     assert expected.returncode == 0, expected.stderr

@@ -12,11 +12,12 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -54,6 +55,8 @@ AUDIO_EXTENSIONS = frozenset(
      ".mka", ".wma", ".aiff", ".aif", ".amr", ".3gp", ".mov", ".mkv"}
 )  # fmt: skip
 STDOUT = "-"
+T = TypeVar("T")
+V = TypeVar("V")
 _DECODE = DecodeOptions()  # the defaults' one home
 _TEMPERATURES = ",".join(f"{t:g}" for t in _DECODE.temperatures)
 IN_FLIGHT_AUDIO_S = 2 * 3600.0
@@ -155,6 +158,14 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _option(hint: str, parse: Callable[[V], T], value: V) -> T:
+    """The parsed option; an engine refusal becomes typer's usage error naming the option."""
+    try:
+        return parse(value)
+    except AsrError as exc:
+        raise typer.BadParameter(str(exc), param_hint=hint) from exc
+
+
 def build_options(
     language: str,
     languages: str | None,
@@ -179,14 +190,11 @@ def build_options(
         task=task,
         beam_size=beam_size,
         temperatures=temperatures or (0.0,),
-        hotwords=parse_hotwords(hotwords),
+        hotwords=_option("--hotwords", parse_hotwords, hotwords),
         initial_prompt=initial_prompt,
         word_timestamps=word_timestamps,
     )
-    try:
-        expected = parse_languages(languages) if languages is not None else None
-    except AsrError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--languages") from exc
+    expected = _option("--languages", parse_languages, languages) if languages is not None else None
     return TranscribeOptions(decode=decode, vad_filter=vad, expected_languages=expected)
 
 
@@ -253,10 +261,7 @@ def transcribe(
 
 
 def _parse_formats(formats: str) -> list[ResponseFormat]:
-    try:
-        return [parse_format(f) for f in formats.split(",") if f.strip()]
-    except AsrError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--format") from exc
+    return [_option("--format", parse_format, f) for f in formats.split(",") if f.strip()]
 
 
 def _transcribe_all(
