@@ -328,17 +328,27 @@ def test_a_full_server_refuses_clearly(tight: ServerProcess, jfk: Clip) -> None:
         async with websockets.connect(ws_url(tight), subprotocols=[Subprotocol("binary")]) as first:
             await first.send(config())
             await first.send(pcm_of(jfk)[: FRAME * 5])
-            await asyncio.sleep(0.5)
-            async with websockets.connect(
-                ws_url(tight), subprotocols=[Subprotocol("binary")]
-            ) as second:
-                refusal = json.loads(await asyncio.wait_for(second.recv(), 30))
-                with pytest.raises(ConnectionClosed):
-                    await asyncio.wait_for(second.recv(), 30)
-            # Audio keeps the first stream from its 2 s idle timeout while readiness is read.
-            await first.send(pcm_of(jfk)[FRAME * 5 : FRAME * 6])
-            async with httpx.AsyncClient() as client:
-                ready = (await client.get(f"{tight.url}/ready", timeout=30)).json()
+
+            async def keep_talking() -> None:
+                # Silence every 0.25 s keeps the first stream inside its 2 s idle timeout
+                # however slow the machine (bounded: 2 min, cancelled when done).
+                for _ in range(480):
+                    await first.send(bytes(FRAME))
+                    await asyncio.sleep(0.25)
+
+            talking = asyncio.create_task(keep_talking())
+            try:
+                await asyncio.sleep(0.5)
+                async with websockets.connect(
+                    ws_url(tight), subprotocols=[Subprotocol("binary")]
+                ) as second:
+                    refusal = json.loads(await asyncio.wait_for(second.recv(), 30))
+                    with pytest.raises(ConnectionClosed):
+                        await asyncio.wait_for(second.recv(), 30)
+                async with httpx.AsyncClient() as client:
+                    ready = (await client.get(f"{tight.url}/ready", timeout=30)).json()
+            finally:
+                talking.cancel()
             return refusal, second.close_code, ready
 
     refusal, code, ready = run(two())
