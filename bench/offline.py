@@ -281,8 +281,13 @@ def _run_faster_whisper(
 
 
 def _run_pipeline(clips: Sequence[Clip], settings: BenchSettings, launched_at: float) -> RunResult:
-    from asrserve.engine.options import DecodeOptions, TranscribeOptions, parse_languages
-    from asrserve.engine.registry import EngineSettings, ModelRegistry
+    from asrserve.engine import (
+        DecodeOptions,
+        EngineSettings,
+        ModelRegistry,
+        TranscribeOptions,
+        parse_languages,
+    )
 
     registry = ModelRegistry(
         engine_settings=EngineSettings(

@@ -49,8 +49,8 @@ import websockets
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.typing import Subprotocol
 
-from asrserve.engine.audio import decode, float32_to_pcm16
-from asrserve.engine.options import VadOptions
+from asrserve.engine import VadOptions, decode
+from asrserve.engine.audio import float32_to_pcm16
 from asrserve.engine.vad import speech_spans
 from asrserve.evaluation.devset import Clip, clean_read, load_subset
 from asrserve.evaluation.processes import ServerProcess, start_server
@@ -110,6 +110,8 @@ class BenchSettings:
     cpu_threads: int
     decode_workers: int
     rt_bound_s: float
+    server_settings: tuple[tuple[str, str], ...] = ()
+    """More `asrserve serve` settings (name, value), as `--setting` gave them."""
 
     @property
     def drain_timeout_s(self) -> float:
@@ -426,6 +428,14 @@ class Level:
     offline_wer: float
     last_partial_wer: float
     delta_wer: float
+    busy: dict[str, ModelBusy] = field(default_factory=dict)
+    """What each model decoded during the level, from the server's batch metrics."""
+
+    def busy_percent(self, model: str) -> float | None:
+        """The model's batch decode time over the level's wall time, % (100: one batch always
+        in flight)."""
+        busy = self.busy.get(model)
+        return 100 * busy.decode_s / self.wall_s if busy and self.wall_s else None
 
     def first_partial(self, q: float) -> float | None:
         values = [o.first_partial_s for o in self.outcomes if o.first_partial_s is not None]
@@ -474,6 +484,38 @@ class Level:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ModelBusy:
+    batches: float
+    chunks: float
+    decode_s: float
+
+    def __sub__(self, other: ModelBusy) -> ModelBusy:
+        return ModelBusy(
+            self.batches - other.batches, self.chunks - other.chunks, self.decode_s - other.decode_s
+        )
+
+
+_BUSY_FAMILIES = {
+    "asrserve_batch_items_count": "batches",
+    "asrserve_batch_items_sum": "chunks",
+    "asrserve_batch_decode_seconds_sum": "decode_s",
+}
+
+
+def model_busy(server: ServerProcess) -> dict[str, ModelBusy]:
+    """Batches, chunks and batch decode seconds per model so far, from /metrics."""
+    totals: dict[str, dict[str, float]] = {}
+    for line in httpx.get(f"{server.url}/metrics", timeout=30).text.splitlines():
+        name, _, rest = line.partition('{model="')
+        if name in _BUSY_FAMILIES and rest:
+            model, _, value = rest.partition('"} ')
+            totals.setdefault(model, {})[_BUSY_FAMILIES[name]] = float(value)
+    return {
+        m: ModelBusy(**dict.fromkeys(_BUSY_FAMILIES.values(), 0.0) | t) for m, t in totals.items()
+    }
+
+
 def _wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
     return word_errors(refs, hyps, language=LANGUAGE).rate
 
@@ -487,6 +529,7 @@ def run_level(
 ) -> Level:
     idle_rss = server_rss_mb(server)
     cpu_before = server_cpu_s(server)
+    busy_before = model_busy(server)
     started = time.monotonic()
     with PeakRss(server.proc.pid) as rss:
         runs = asyncio.run(
@@ -494,6 +537,8 @@ def run_level(
         )
     wall = time.monotonic() - started
     cpu = server_cpu_s(server) - cpu_before
+    zero = ModelBusy(0.0, 0.0, 0.0)
+    busy = {m: b - busy_before.get(m, zero) for m, b in model_busy(server).items()}
     outcomes = [o for run in runs for o in match_clips(run)]
     refs = [o.clip.text for o in outcomes]
     return Level(
@@ -511,6 +556,7 @@ def run_level(
         offline_wer=_wer(refs, [offline[o.clip.id] for o in outcomes]),
         last_partial_wer=_wer(refs, [o.last_partial_text for o in outcomes]),
         delta_wer=_wer(refs, [o.delta_text for o in outcomes]),
+        busy=busy,
     )
 
 
@@ -577,7 +623,8 @@ def transcribe_offline(server: ServerProcess, clips: Sequence[Clip]) -> dict[str
 def _threads(settings: BenchSettings) -> str:
     workers = settings.decode_workers or "the default"
     threads = settings.cpu_threads or "the cores shared"
-    return f"decode workers {workers}, cpu_threads {threads}"
+    more = "".join(f", {name} {value}" for name, value in settings.server_settings)
+    return f"decode workers {workers}, cpu_threads {threads}{more}"
 
 
 def serve(scratch: Path, partial_model: str, settings: BenchSettings) -> ServerProcess:
@@ -595,6 +642,7 @@ def serve(scratch: Path, partial_model: str, settings: BenchSettings) -> ServerP
         # Room for the busiest level and nothing refused: the levels measure decoding.
         max_streams=str(max(settings.sizes.n) + 1),
         stream_idle_timeout_s=str(max(300.0, settings.drain_timeout_s)),
+        **dict(settings.server_settings),
     )
 
 
@@ -681,6 +729,8 @@ def accuracy_table(levels: Sequence[Level]) -> str:
         "final − offline",
         "server CPU %",
         "CPU % / stream",
+        "final model busy %",
+        "partial model busy %",
         "idle RSS MB",
         "peak RSS MB",
         "RSS MB / stream",
@@ -696,6 +746,8 @@ def accuracy_table(levels: Sequence[Level]) -> str:
             f"{(lv.final_wer - lv.offline_wer) * 100:+.2f} pt",
             num(100 * lv.cpu_s / lv.wall_s if lv.wall_s else None, 0),
             num(lv.cpu_percent_per_stream, 0),
+            num(lv.busy_percent(MODEL), 0),
+            num(lv.busy_percent(lv.partial_model), 0),
             num(lv.idle_rss_mb, 0),
             num(lv.peak_rss_mb, 0),
             num(lv.rss_mb_per_stream, 1),
@@ -978,6 +1030,14 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="Batches each model decodes at once (default 0: the server's choice).",
     )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Another server setting (the ASRSERVE_ name in lower case, without the prefix), "
+        "e.g. partial_decode_workers=2; repeatable.",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="Markdown report.")
     parser.add_argument(
         "--plot", type=Path, default=None, help="PNG plot (default: the output's name, .png)."
@@ -1007,6 +1067,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--sessions >= 0, --stream-seconds and --rt-bound > 0")
     if args.cpu_threads < 0 or args.decode_workers < 0:
         parser.error("--cpu-threads and --decode-workers >= 0")
+    pairs = [item.partition("=") for item in args.setting]
+    if any(not name or not sep for name, sep, _ in pairs):
+        parser.error("--setting takes NAME=VALUE")
+    args.server_settings = tuple((name.strip(), value) for name, _, value in pairs)
     args.sizes = Sizes(n=tuple(sorted(n)), stream_s=stream_s, sessions=sessions)
     args.partial_models = tuple(
         dict.fromkeys(m.strip() for m in args.partial_models.split(",") if m.strip())
@@ -1032,7 +1096,9 @@ def _run_levels(
             f"{model} N={n}: first partial p50 {num(level.first_partial(0.5), 2)} s, "
             f"final p50 {num(level.final(0.5), 2)} / p95 "
             f"{num(level.final(0.95), 2)} s, final WER {level.final_wer:.2%}, "
-            f"CPU {level.cpu_percent_per_stream:.0f}%/stream, "
+            f"CPU {level.cpu_percent_per_stream:.0f}%/stream, busy final "
+            f"{num(level.busy_percent(MODEL), 0)}% / partial "
+            f"{num(level.busy_percent(model), 0)}%, "
             f"{len(level.errors)} errors, "
             f"real time {'yes' if level.real_time(settings.rt_bound_s) else 'no'}"
         )
@@ -1060,6 +1126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpu_threads=args.cpu_threads,
         decode_workers=args.decode_workers,
         rt_bound_s=args.rt_bound,
+        server_settings=args.server_settings,
     )
     started = datetime.now(UTC)
     machine = machine_description()  # before any work, so the load average is the machine's own

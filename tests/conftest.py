@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from asrserve.engine.registry import LoadedModel, ModelRegistry
+from asrserve.engine import LoadedModel, ModelRegistry
 from asrserve.evaluation.devset import Clip, dev_set_dir, load_subset
 from asrserve.evaluation.services import PostgresServer, RedisServer
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from asrserve.api.options import ServerOptions
-from asrserve.config import CONFIG_ENV, load_settings
-from asrserve.engine.options import AudioLimits, BatchingOptions, LanguageOptions
-from asrserve.engine.registry import EngineSettings
+from asrserve.config import CONFIG_ENV, Settings, load_settings
+from asrserve.engine import AudioLimits, BatchingOptions, EngineSettings, LanguageOptions
 from asrserve.jobs.options import JobOptions
 from asrserve.ws.options import StreamServerOptions
 
@@ -79,3 +79,59 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         load_settings()
     with pytest.raises(FileNotFoundError):
         load_settings(tmp_path / "missing.toml")
+
+
+def test_each_setting_reaches_the_option_field_it_is_marked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = {
+        "ASRSERVE_MAX_STREAMS": "3",
+        "ASRSERVE_JOB_RETENTION_HOURS": "2",
+        "ASRSERVE_MAX_UPLOAD_MB": "1.5",
+        "ASRSERVE_API_KEYS": "k1, k2",
+        "ASRSERVE_WEBHOOK_SECRET": "s3cret",
+        "ASRSERVE_LANGUAGES": "en,es",
+        "ASRSERVE_STREAM_OVERLOADED_LAG_S": "4",
+        "ASRSERVE_BATCH_PACK_GAP_S": "off",
+        "ASRSERVE_MODEL": "whisper-tiny.en",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings()
+    streams, server, jobs = (
+        settings.stream_options(),
+        settings.server_options(),
+        settings.job_options(),
+    )
+    assert (streams.max_streams, streams.load.overloaded_lag_s) == (3, 4.0)
+    assert streams.final_model == server.default_model == "whisper-tiny.en"
+    assert (jobs.retention_s, jobs.webhook_secret) == (7200.0, "s3cret")
+    assert server.limits.max_bytes == streams.limits.max_bytes == int(1.5 * 1024 * 1024)
+    assert server.api_keys == ("k1", "k2")
+    assert server.languages.expected == ("en", "es")
+    assert server.batching.pack_gap_s is None
+    # No option field is filled by two settings (building one checks none is left unfilled).
+    marks = [(mark.owner, mark.name) for _, mark in Settings.marks()]
+    assert len(set(marks)) == len(marks)
+
+
+def test_an_option_field_no_setting_fills_is_an_error_not_a_silent_default() -> None:
+    @dataclass(frozen=True)
+    class NewOptions:
+        new_knob: int = 1
+
+    with pytest.raises(TypeError, match="new_knob"):
+        load_settings().options(NewOptions)
+
+
+def test_the_partial_model_has_the_models_layout_unless_given_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ASRSERVE_DECODE_WORKERS", "3")
+    monkeypatch.setenv("ASRSERVE_CPU_THREADS", "2")
+    assert load_settings().partial_engine_settings() == load_settings().engine_settings()
+    monkeypatch.setenv("ASRSERVE_PARTIAL_DECODE_WORKERS", "2")
+    monkeypatch.setenv("ASRSERVE_PARTIAL_CPU_THREADS", "1")
+    partial = load_settings().partial_engine_settings()
+    assert (partial.decode_workers, partial.cpu_threads) == (2, 1)
+    assert load_settings().engine_settings().decode_workers == 3

@@ -2,15 +2,19 @@
 
 Only entry points read this: the CLI commands, the server and the job workers (through
 `asrserve.runtime`), which turn it into the plain option dataclasses of the engine, the API,
-the stream server and the jobs. Defaults that those dataclasses own are read from them.
+the stream server and the jobs. The settings are flat (`ASRSERVE_BATCH_SECONDS`, the names
+users, Compose and Helm set); each is marked with the option field it fills (`Into`), takes
+its default from that option type, and the option objects are built from the marks.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -22,32 +26,100 @@ from pydantic_settings import (
 )
 
 from asrserve.api.options import ServerOptions
-from asrserve.engine.models import DEFAULT_MODEL
-from asrserve.engine.options import (
+from asrserve.engine import (
     AudioLimits,
     BatchingOptions,
+    EngineSettings,
     LanguageOptions,
     parse_languages,
 )
-from asrserve.engine.registry import EngineSettings
 from asrserve.jobs.options import JobOptions
 from asrserve.ws.load import LoadOptions
 from asrserve.ws.options import StreamServerOptions
 
 CONFIG_ENV = "ASRSERVE_CONFIG"
-_LANGUAGES = LanguageOptions()  # the defaults' one home
-_BATCHING = BatchingOptions()
-_ENGINE = EngineSettings()
-_SERVER = ServerOptions()
-_JOBS = JobOptions()
-_STREAMS = StreamServerOptions()
-_LOAD = LoadOptions()
-_LIMITS = AudioLimits()
 _MIB = 1024 * 1024
+_HOUR = 3600.0
+Options = TypeVar("Options")
 
 # The file given with --config, for the duration of one load_settings call: pydantic-settings
 # asks for its sources through a classmethod, and the process environment must not be changed.
 _config_file: ContextVar[Path | None] = ContextVar("asrserve_config_file", default=None)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Into:
+    """Marks a flat setting as the field `name` of the option type `owner`: the setting's
+    default is `to_setting(owner().name)` and the option gets `to_option(setting)`."""
+
+    owner: type
+    name: str
+    to_option: Callable[[Any], Any] = _same
+    to_setting: Callable[[Any], Any] = _same
+
+    def default(self) -> Any:
+        return self.to_setting(getattr(self.owner(), self.name))
+
+
+def _setting(*marks: Into, **field: Any) -> Any:
+    """A pydantic Field that fills the option fields `marks`, with the first one's default
+    (one home per default)."""
+    info = Field(marks[0].default(), **field)
+    info.metadata.extend(marks)
+    return info
+
+
+def _mb_to_bytes(mb: float | None) -> int | None:
+    return int(mb * _MIB) if mb else None
+
+
+def _bytes_to_mb(size: int | None) -> float | None:
+    return size / _MIB if size else None
+
+
+def _hours_to_s(hours: float | None) -> float | None:
+    return hours * _HOUR if hours is not None else None
+
+
+def _s_to_hours(seconds: float | None) -> float | None:
+    return seconds / _HOUR if seconds is not None else None
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _secrets(values: list[SecretStr]) -> tuple[str, ...]:
+    return tuple(value.get_secret_value() for value in values)
+
+
+def _auto_is_none(value: int | str) -> int | None:
+    return None if value == "auto" else int(value)
+
+
+def _none_is_auto(value: int | None) -> int | str:
+    return "auto" if value is None else value
+
+
+# Option fields deliberately not settings: tuning that only tests and benchmarks change, and
+# fields the entry points set in code.
+_UNSET: dict[type, set[str]] = {
+    LanguageOptions: {"detection_chunks"},
+    ServerOptions: {"preload"},
+    StreamServerOptions: {"max_frame_bytes", "streaming"},
+    LoadOptions: {
+        "fewer_partials_lag_s",
+        "partial_interval_factor",
+        "finals_only_lag_s",
+        "refuse_lag_s",
+        "hold_s",
+    },
+    JobOptions: {"queue_name"},
+}
 
 
 class Settings(BaseSettings):
@@ -56,55 +128,82 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ASRSERVE_", extra="ignore")
 
-    model: str = Field(DEFAULT_MODEL, description="Catalogue name, model directory or hub id.")
-    model_dir: Path | None = Field(None, description="Where catalogue models are assembled.")
+    model: str = _setting(
+        Into(ServerOptions, "default_model"),
+        Into(StreamServerOptions, "final_model"),
+        description="Catalogue name, model directory or hub id.",
+    )
+    model_dir: Path | None = _setting(
+        Into(ServerOptions, "model_dir"), description="Where catalogue models are assembled."
+    )
     model_idle_ttl_s: float = Field(
         300.0,
         ge=0,
         description="Unload a model no request has used for this long (the default and the "
         "partial model always stay); 0: never.",
     )
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    compute_type: str = Field("default", description="int8 on CPU, float16 on CUDA by default.")
-    cpu_threads: int = Field(
-        _ENGINE.cpu_threads, ge=0, description="Threads per decode worker; 0: the cores shared."
+    device: Literal["auto", "cpu", "cuda"] = _setting(Into(EngineSettings, "device"))
+    compute_type: str = _setting(
+        Into(EngineSettings, "compute_type"), description="int8 on CPU, float16 on CUDA by default."
     )
-    decode_workers: int = Field(
-        _ENGINE.decode_workers,
+    cpu_threads: int = _setting(
+        Into(EngineSettings, "cpu_threads"),
+        ge=0,
+        description="Threads per decode worker; 0: the cores shared.",
+    )
+    decode_workers: int = _setting(
+        Into(EngineSettings, "decode_workers"),
         ge=1,
         description="Batches a model decodes at once (CTranslate2 workers).",
     )
-    batch_seconds: float = Field(
-        _BATCHING.max_batch_seconds, gt=0, description="Most audio seconds in one batch."
+    partial_decode_workers: int | None = Field(
+        None, ge=1, description="decode_workers of the live partial model (default: the same)."
     )
-    batch_size: int = Field(
-        _BATCHING.max_batch_size, ge=1, description="Most decode windows in one batch."
+    partial_cpu_threads: int | None = Field(
+        None, ge=0, description="cpu_threads of the live partial model (default: the same)."
     )
-    batch_wait_ms: float = Field(
-        _BATCHING.max_wait_ms, ge=0, description="Wait this long for the next chunk of a batch."
+    batch_seconds: float = _setting(
+        Into(BatchingOptions, "max_batch_seconds"),
+        gt=0,
+        description="Most audio seconds in one batch.",
     )
-    batch_hold_ms: float = Field(
-        _BATCHING.max_hold_ms, ge=0, description="Wait at most this long for a batch to fill."
+    batch_size: int = _setting(
+        Into(BatchingOptions, "max_batch_size"),
+        ge=1,
+        description="Most decode windows in one batch.",
     )
-    batch_pack_gap_s: float | None = Field(
-        _BATCHING.pack_gap_s,
+    batch_wait_ms: float = _setting(
+        Into(BatchingOptions, "max_wait_ms"),
+        ge=0,
+        description="Wait this long for the next chunk of a batch.",
+    )
+    batch_hold_ms: float = _setting(
+        Into(BatchingOptions, "max_hold_ms"),
+        ge=0,
+        description="Wait at most this long for a batch to fill.",
+    )
+    batch_pack_gap_s: float | None = _setting(
+        Into(BatchingOptions, "pack_gap_s"),
         ge=0,
         description="Silence between short chunks sharing a Whisper window; off: no packing.",
     )
-    languages: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: list(_LANGUAGES.expected),
+    languages: Annotated[list[str], NoDecode] = _setting(
+        Into(LanguageOptions, "expected", tuple, list),
         description="Comma list of the languages audio may be in (en,es); empty: any.",
     )
-    language_fallback: str | None = Field(
-        _LANGUAGES.fallback,
+    language_fallback: str | None = _setting(
+        Into(LanguageOptions, "fallback"),
         description="Used below the confidence floor (default: the first of `languages`).",
     )
-    language_floor: float = Field(
-        _LANGUAGES.floor, ge=0, le=1, description="Detection probability below which to fall back."
+    language_floor: float = _setting(
+        Into(LanguageOptions, "floor"),
+        ge=0,
+        le=1,
+        description="Detection probability below which to fall back.",
     )
-    max_audio_seconds: float | None = Field(_LIMITS.max_duration_s, gt=0)
-    max_upload_mb: float | None = Field(
-        _LIMITS.max_bytes / _MIB if _LIMITS.max_bytes else None, gt=0
+    max_audio_seconds: float | None = _setting(Into(AudioLimits, "max_duration_s"), gt=0)
+    max_upload_mb: float | None = _setting(
+        Into(AudioLimits, "max_bytes", _mb_to_bytes, _bytes_to_mb), gt=0
     )
     log_level: str = Field("info", description="debug, info, warning, error.")
     log_format: Literal["json", "text"] = "json"
@@ -112,81 +211,110 @@ class Settings(BaseSettings):
     # The HTTP service
     host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 in containers).")
     port: int = Field(8000, ge=1, le=65535)
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list,
+    api_keys: Annotated[list[SecretStr], NoDecode] = _setting(
+        Into(ServerOptions, "api_keys", _secrets, list),
         description="Comma list of accepted Bearer keys; empty turns authentication off.",
     )
-    cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma list of origins allowed by CORS ('*' for any)."
+    cors_origins: Annotated[list[str], NoDecode] = _setting(
+        Into(ServerOptions, "cors_origins", tuple, list),
+        description="Comma list of origins allowed by CORS ('*' for any).",
     )
-    models_served: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
+    models_served: Annotated[list[str], NoDecode] = _setting(
+        Into(ServerOptions, "models_served", tuple, list),
         description="Models clients may ask for (default: the default model and the catalogue).",
     )
-    max_concurrent_requests: int = Field(
-        _SERVER.max_concurrent_requests, ge=1, description="Requests decoding at once."
+    max_concurrent_requests: int = _setting(
+        Into(ServerOptions, "max_concurrent_requests"),
+        ge=1,
+        description="Requests decoding at once.",
     )
-    max_waiting_requests: int = Field(
-        _SERVER.max_waiting_requests, ge=0, description="Requests queued beyond that; more get 429."
+    max_waiting_requests: int = _setting(
+        Into(ServerOptions, "max_waiting_requests"),
+        ge=0,
+        description="Requests queued beyond that; more get 429.",
     )
-    request_timeout_s: float = Field(
-        _SERVER.request_timeout_s, gt=0, description="A synchronous request's deadline."
+    request_timeout_s: float = _setting(
+        Into(ServerOptions, "request_timeout_s"),
+        gt=0,
+        description="A synchronous request's deadline.",
     )
-    data_dir: Path = Field(
-        _JOBS.data_dir, description="Durable state: the SQLite job database and uploads."
+    data_dir: Path = _setting(
+        Into(JobOptions, "data_dir"),
+        description="Durable state: the SQLite job database and uploads.",
     )
-    job_store: str = Field(
-        _JOBS.store, description="sqlite, or a postgresql:// URL shared by every process."
+    job_store: str = _setting(
+        Into(JobOptions, "store"),
+        description="sqlite, or a postgresql:// URL shared by every process.",
     )
-    job_queue: str = Field(
-        _JOBS.queue, description="local (threads of the server), or a redis:// URL (workers)."
+    job_queue: str = _setting(
+        Into(JobOptions, "queue"),
+        description="local (threads of the server), or a redis:// URL (workers).",
     )
-    upload_dir: Path | None = Field(
-        None, description="Uploads until their job ends (default data_dir/uploads); shared."
+    upload_dir: Path | None = _setting(
+        Into(JobOptions, "upload_dir"),
+        description="Uploads until their job ends (default data_dir/uploads); shared.",
     )
-    job_workers: int = Field(_JOBS.workers, ge=1, description="Jobs decoded at once.")
-    job_retention_hours: float = Field(
-        cast(float, _JOBS.retention_s) / 3600, gt=0, description="How long job results are kept."
+    job_workers: int = _setting(
+        Into(JobOptions, "workers"), ge=1, description="Jobs decoded at once."
     )
-    job_max_attempts: int = Field(
-        _JOBS.max_attempts, ge=1, description="Starts a job gets when its worker keeps dying."
+    job_retention_hours: float = _setting(
+        Into(JobOptions, "retention_s", _hours_to_s, _s_to_hours),
+        gt=0,
+        description="How long job results are kept.",
     )
-    job_lease_s: float = Field(
-        _JOBS.lease_s, gt=0, description="A dead worker's job runs again after about this."
+    job_max_attempts: int = _setting(
+        Into(JobOptions, "max_attempts"),
+        ge=1,
+        description="Starts a job gets when its worker keeps dying.",
     )
-    job_resend_after_s: float = Field(
-        _JOBS.resend_after_s, gt=0, description="Send a job's message again after this wait."
+    job_lease_s: float = _setting(
+        Into(JobOptions, "lease_s"),
+        gt=0,
+        description="A dead worker's job runs again after about this.",
     )
-    job_max_seconds: float = Field(
-        _JOBS.max_job_s, gt=0, description="Longest job; the broker's visibility timeout is above."
+    job_resend_after_s: float = _setting(
+        Into(JobOptions, "resend_after_s"),
+        gt=0,
+        description="Send a job's message again after this wait.",
     )
-    webhook_max_attempts: int = Field(_JOBS.webhook_max_attempts, ge=1)
-    webhook_secret: SecretStr | None = Field(
-        None, description="Signs webhook deliveries (HMAC-SHA256 of timestamp and body)."
+    job_max_seconds: float = _setting(
+        Into(JobOptions, "max_job_s"),
+        gt=0,
+        description="Longest job; the broker's visibility timeout is above.",
     )
-    webhook_allow_private: bool = Field(
-        _JOBS.webhook_allow_private,
+    webhook_max_attempts: int = _setting(Into(JobOptions, "webhook_max_attempts"), ge=1)
+    webhook_secret: SecretStr | None = _setting(
+        Into(JobOptions, "webhook_secret", _secret),
+        description="Signs webhook deliveries (HMAC-SHA256 of timestamp and body).",
+    )
+    webhook_allow_private: bool = _setting(
+        Into(JobOptions, "webhook_allow_private"),
         description="Allow webhooks to loopback, link-local and private addresses.",
     )
     worker_port: int = Field(
         9464, ge=0, le=65535, description="asrserve worker: /health and /metrics (0: none)."
     )
-    shutdown_grace_s: float = Field(
-        _SERVER.shutdown_grace_s, ge=0, description="Deadline for in-flight work on SIGTERM."
+    shutdown_grace_s: float = _setting(
+        Into(ServerOptions, "shutdown_grace_s"),
+        ge=0,
+        description="Deadline for in-flight work on SIGTERM.",
     )
-    partial_model: str = Field(
-        _STREAMS.partial_model, description="Live partials: whisper-tiny.en or pocketsphinx-en."
+    partial_model: str = _setting(
+        Into(StreamServerOptions, "partial_model"),
+        description="Live partials: whisper-tiny.en or pocketsphinx-en.",
     )
-    max_streams: int | Literal["auto"] = Field(
-        "auto",
+    max_streams: int | Literal["auto"] = _setting(
+        Into(StreamServerOptions, "max_streams", _auto_is_none, _none_is_auto),
         description="Open WebSocket streams at most; auto: as many as keep up with real time "
         "(new ones are refused while the models fall behind).",
     )
-    stream_idle_timeout_s: float = Field(
-        _STREAMS.idle_timeout_s, gt=0, description="Close a stream silent this long."
+    stream_idle_timeout_s: float = _setting(
+        Into(StreamServerOptions, "idle_timeout_s"),
+        gt=0,
+        description="Close a stream silent this long.",
     )
-    stream_overloaded_lag_s: float = Field(
-        _LOAD.overloaded_lag_s,
+    stream_overloaded_lag_s: float = _setting(
+        Into(LoadOptions, "overloaded_lag_s"),
         gt=0,
         description="Close a stream this far behind real time with server_overloaded.",
     )
@@ -241,77 +369,64 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
 
+    @classmethod
+    def marks(cls) -> Iterator[tuple[str, Into]]:
+        """(setting, the option field it fills) for every marked setting."""
+        for name, info in cls.model_fields.items():
+            for mark in info.metadata:
+                if isinstance(mark, Into):
+                    yield name, mark
+
+    def options(self, owner: type[Options], **nested: Any) -> Options:
+        """An `owner` built from the settings marked for it, and the `nested` option objects
+        (or derived values) that no single setting fills."""
+        values = {
+            m.name: m.to_option(getattr(self, s)) for s, m in self.marks() if m.owner is owner
+        }
+        missing = {f.name for f in fields(owner)} - values.keys() - nested.keys()  # type: ignore[arg-type]
+        if missing - _UNSET.get(owner, set()):
+            raise TypeError(f"{owner.__name__} fields no setting fills: {sorted(missing)}")
+        return owner(**values, **nested)
+
     def engine_settings(self) -> EngineSettings:
-        return EngineSettings(
-            device=self.device,
-            compute_type=self.compute_type,
-            cpu_threads=self.cpu_threads,
-            decode_workers=self.decode_workers,
+        return self.options(EngineSettings)
+
+    def partial_engine_settings(self) -> EngineSettings:
+        """The partial model's engine layout: the models' own, but for what is set for it."""
+        models = self.engine_settings()
+        return replace(
+            models,
+            decode_workers=self.partial_decode_workers or models.decode_workers,
+            cpu_threads=models.cpu_threads
+            if self.partial_cpu_threads is None
+            else self.partial_cpu_threads,
         )
 
     def batching(self) -> BatchingOptions:
-        return BatchingOptions(
-            max_batch_seconds=self.batch_seconds,
-            max_batch_size=self.batch_size,
-            max_wait_ms=self.batch_wait_ms,
-            max_hold_ms=self.batch_hold_ms,
-            pack_gap_s=self.batch_pack_gap_s,
-        )
+        return self.options(BatchingOptions)
 
     def language_options(self) -> LanguageOptions:
-        return LanguageOptions(
-            expected=tuple(self.languages),
-            fallback=self.language_fallback,
-            floor=self.language_floor,
-        )
+        return self.options(LanguageOptions)
+
+    def limits(self) -> AudioLimits:
+        return self.options(AudioLimits)
 
     def server_options(self) -> ServerOptions:
-        return ServerOptions(
-            default_model=self.model,
-            model_dir=self.model_dir,
+        return self.options(
+            ServerOptions,
             engine=self.engine_settings(),
             batching=self.batching(),
             limits=self.limits(),
             languages=self.language_options(),
-            models_served=tuple(self.models_served),
-            api_keys=tuple(k.get_secret_value() for k in self.api_keys),
-            cors_origins=tuple(self.cors_origins),
-            max_concurrent_requests=self.max_concurrent_requests,
-            max_waiting_requests=self.max_waiting_requests,
-            request_timeout_s=self.request_timeout_s,
-            shutdown_grace_s=self.shutdown_grace_s,
         )
 
     def stream_options(self) -> StreamServerOptions:
-        return StreamServerOptions(
-            final_model=self.model,
-            partial_model=self.partial_model,
-            max_streams=None if self.max_streams == "auto" else self.max_streams,
-            idle_timeout_s=self.stream_idle_timeout_s,
-            limits=self.limits(),
-            load=LoadOptions(overloaded_lag_s=self.stream_overloaded_lag_s),
+        return self.options(
+            StreamServerOptions, limits=self.limits(), load=self.options(LoadOptions)
         )
 
     def job_options(self) -> JobOptions:
-        return JobOptions(
-            store=self.job_store,
-            queue=self.job_queue,
-            data_dir=self.data_dir,
-            upload_dir=self.upload_dir,
-            workers=self.job_workers,
-            retention_s=self.job_retention_hours * 3600,
-            max_attempts=self.job_max_attempts,
-            lease_s=self.job_lease_s,
-            resend_after_s=self.job_resend_after_s,
-            max_job_s=self.job_max_seconds,
-            webhook_max_attempts=self.webhook_max_attempts,
-            webhook_secret=self.webhook_secret.get_secret_value() if self.webhook_secret else None,
-            webhook_allow_private=self.webhook_allow_private,
-        )
-
-    def limits(self) -> AudioLimits:
-        max_bytes = int(self.max_upload_mb * _MIB) if self.max_upload_mb else None
-        return AudioLimits(max_bytes=max_bytes, max_duration_s=self.max_audio_seconds)
+        return self.options(JobOptions)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from asrserve.api.errors import error_response
-from asrserve.engine.errors import AudioDecodeError, EmptyAudioError, UnsupportedLanguageError
+from asrserve.engine import AudioDecodeError, EmptyAudioError, UnsupportedLanguageError
 from asrserve.jobmodel.errors import JobStoreUnavailableError
 
 

@@ -10,7 +10,7 @@ from fastapi import UploadFile
 
 from asrserve.api.errors import ApiError
 from asrserve.api.forms import build_request
-from asrserve.engine.formats import ResponseFormat
+from asrserve.engine import ResponseFormat
 
 
 def form(**fields: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 import srt
 import webvtt
 
-from asrserve.engine.audio import decode
+from asrserve.engine import decode
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.wer import word_errors
 from tests.support.media import encode

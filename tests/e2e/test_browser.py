@@ -22,7 +22,8 @@ import pytest
 import srt
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from asrserve.engine.audio import decode, float32_to_pcm16, resample
+from asrserve.engine import decode
+from asrserve.engine.audio import float32_to_pcm16, resample
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.processes import ServerProcess
 from asrserve.evaluation.wer import word_errors

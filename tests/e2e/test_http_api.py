@@ -14,7 +14,7 @@ import srt
 import webvtt
 from openai import OpenAI
 
-from asrserve.engine.audio import decode
+from asrserve.engine import decode
 from asrserve.evaluation.devset import Clip, load_subset
 from asrserve.evaluation.processes import ServerProcess
 from asrserve.evaluation.wer import normalize, word_errors

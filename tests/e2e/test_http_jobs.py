@@ -16,7 +16,7 @@ import httpx
 import pytest
 import srt
 
-from asrserve.engine.audio import decode
+from asrserve.engine import decode
 from asrserve.evaluation.cluster import Cluster
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.processes import ServerProcess, restart, start_server

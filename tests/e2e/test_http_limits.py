@@ -14,7 +14,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from asrserve.engine.audio import decode
+from asrserve.engine import decode
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.processes import ServerProcess, start_server
 from asrserve.evaluation.wer import word_errors

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from asrserve.engine.audio import decode
+from asrserve.engine import decode
 from asrserve.evaluation.cluster import (
     Cluster,
     finished,

@@ -12,7 +12,8 @@ import websockets
 from websockets.typing import Subprotocol
 
 from asrserve.cli.tls import ensure_self_signed
-from asrserve.engine.audio import decode, float32_to_pcm16
+from asrserve.engine import decode
+from asrserve.engine.audio import float32_to_pcm16
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.processes import free_port, start_server
 from asrserve.evaluation.wer import word_errors

@@ -20,7 +20,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from asrserve.engine.audio import decode
+from asrserve.engine import decode
 from asrserve.evaluation.devset import Clip, load_subset
 from asrserve.evaluation.processes import ServerProcess, start_server
 from asrserve.evaluation.wer import word_errors
@@ -264,19 +264,29 @@ def test_four_concurrent_streams_are_all_right(
     # One shared model decodes every stream's finals, and finals of different streams share
     # batches: fewer batches than finals, while each of these short clips is one utterance.
     assert [len(finals(m, "2pass-offline")) for m in results[1:]] == [1, 1, 1]
-    batches, items = after[0] - before[0], after[1] - before[1]
+    batches, items, timed, busy_s = (a - b for a, b in zip(after, before, strict=True))
     assert items == sum(len(finals(m, "2pass-offline")) for m in results)
     assert batches < items, (batches, items)
+    # Each batch's decode time is counted: how busy the model was, which capacity reads.
+    assert timed == batches and busy_s > 0, (timed, batches, busy_s)
 
 
-def batch_totals(server: ServerProcess, model: str) -> tuple[float, float]:
-    """(batches decoded, chunks in them) by `model` so far, from /metrics."""
-    totals = {"count": 0.0, "sum": 0.0}
+def batch_totals(server: ServerProcess, model: str) -> tuple[float, float, float, float]:
+    """(batches decoded, chunks in them, batches timed, seconds decoding them) by `model` so
+    far, from /metrics."""
+    totals = dict.fromkeys(
+        ("items_count", "items_sum", "decode_seconds_count", "decode_seconds_sum"), 0.0
+    )
     for line in httpx.get(f"{server.url}/metrics").text.splitlines():
         for kind in totals:
-            if line.startswith(f'asrserve_batch_items_{kind}{{model="{model}"}}'):
+            if line.startswith(f'asrserve_batch_{kind}{{model="{model}"}}'):
                 totals[kind] = float(line.rsplit(" ", 1)[1])
-    return totals["count"], totals["sum"]
+    return (
+        totals["items_count"],
+        totals["items_sum"],
+        totals["decode_seconds_count"],
+        totals["decode_seconds_sum"],
+    )
 
 
 def test_vosk_partials_serve_a_stream(tmp_path: Path, jfk: Clip) -> None:

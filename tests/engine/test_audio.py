@@ -17,22 +17,17 @@ import av.error
 import numpy as np
 import pytest
 
-from asrserve.engine.audio import (
+from asrserve.engine import (
     SAMPLE_RATE,
-    decode,
-    duration_of,
-    float32_to_pcm16,
-    pcm16_to_float32,
-    resample,
-)
-from asrserve.engine.errors import (
     AudioDecodeError,
     AudioError,
+    AudioLimits,
     AudioTooLargeError,
     AudioTooLongError,
     EmptyAudioError,
+    decode,
 )
-from asrserve.engine.options import AudioLimits
+from asrserve.engine.audio import duration_of, float32_to_pcm16, pcm16_to_float32, resample
 from asrserve.evaluation.devset import Clip
 from tests.support.media import CONTAINERS, encode, read_wav, similarity
 

@@ -15,10 +15,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from asrserve.engine import BatchingOptions, DecodeOptions, Segment, Word
 from asrserve.engine.batching import BatcherClosedError, DynamicBatcher
 from asrserve.engine.engines.base import EngineInfo
-from asrserve.engine.options import BatchingOptions, DecodeOptions
-from asrserve.engine.types import LanguageGuess, Segment, Word
+from asrserve.engine.types import LanguageGuess
 
 SR = 16000
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asrserve.engine.audio import decode
-from asrserve.engine.errors import InvalidOptionError
-from asrserve.engine.options import VadOptions, parse_hotwords
+from asrserve.engine import InvalidOptionError, Segment, VadOptions, Word, decode, parse_hotwords
 from asrserve.engine.segmentation import split_segment
-from asrserve.engine.types import Segment, SpeechSpan, Word
+from asrserve.engine.types import SpeechSpan
 from asrserve.engine.vad import plan_chunks, speech_spans
 from asrserve.evaluation.devset import Clip
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from asrserve.engine import Segment, Word
 from asrserve.engine.coverage import splice, uncovered_spans
-from asrserve.engine.types import Segment, SpeechSpan, Word
+from asrserve.engine.types import SpeechSpan
 
 
 def segment(*items: tuple[float, float, str]) -> Segment:

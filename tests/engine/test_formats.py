@@ -15,17 +15,18 @@ import pytest
 import srt
 import webvtt
 
-from asrserve.engine.errors import InvalidOptionError
-from asrserve.engine.formats import (
+from asrserve.engine import (
+    InvalidOptionError,
     ResponseFormat,
-    file_extension,
-    language_name,
-    media_type,
+    Segment,
+    Transcript,
+    TranscriptInfo,
+    Word,
     parse_format,
     render,
     to_dict,
 )
-from asrserve.engine.types import Segment, Transcript, TranscriptInfo, Word
+from asrserve.engine.formats import file_extension, language_name, media_type
 
 # The keys of OpenAI's verbose_json response, and the extras we add beside them.
 OPENAI_TOP_KEYS = {"task", "language", "duration", "text", "segments", "words"}

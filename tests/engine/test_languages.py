@@ -17,16 +17,25 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from asrserve.engine.audio import decode
+from asrserve.engine import (
+    DecodeOptions,
+    Final,
+    LanguageOptions,
+    LoadedModel,
+    PendingFinal,
+    Pipeline,
+    ResponseFormat,
+    Segment,
+    TranscribeOptions,
+    TwoPassSession,
+    UnsupportedLanguageError,
+    VadOptions,
+    decode,
+    to_dict,
+)
 from asrserve.engine.batching import DynamicBatcher
 from asrserve.engine.engines.base import EngineInfo
-from asrserve.engine.errors import UnsupportedLanguageError
-from asrserve.engine.formats import ResponseFormat, to_dict
-from asrserve.engine.options import DecodeOptions, LanguageOptions, TranscribeOptions, VadOptions
-from asrserve.engine.pipeline import Pipeline
-from asrserve.engine.registry import LoadedModel
-from asrserve.engine.streaming import Final, PendingFinal, TwoPassSession
-from asrserve.engine.types import LanguageGuess, Segment, SpeechSpan
+from asrserve.engine.types import LanguageGuess, SpeechSpan
 from asrserve.engine.vad import plan_chunks
 from asrserve.evaluation.compose import lay_out
 from asrserve.evaluation.devset import Clip, clean_read, load_subset

@@ -14,8 +14,7 @@ from __future__ import annotations
 import jiwer
 import pytest
 
-from asrserve.engine.options import DecodeOptions, TranscribeOptions
-from asrserve.engine.registry import LoadedModel
+from asrserve.engine import DecodeOptions, LoadedModel, TranscribeOptions
 from asrserve.evaluation.compose import Composition, repeated_prompts
 from asrserve.evaluation.devset import Clip, clean_read
 from asrserve.evaluation.wer import normalize

@@ -12,9 +12,14 @@ from typing import cast
 import numpy as np
 import pytest
 
-from asrserve.engine.errors import ModelChecksumError, ModelNotFoundError
-from asrserve.engine.models import CATALOGUE, WHISPER, assemble, is_assembled, resolve
-from asrserve.engine.registry import EngineSettings, ModelRegistry
+from asrserve.engine import (
+    CATALOGUE,
+    EngineSettings,
+    ModelChecksumError,
+    ModelNotFoundError,
+    ModelRegistry,
+)
+from asrserve.engine.models import WHISPER, assemble, is_assembled, resolve
 from asrserve.evaluation.devset import Clip
 
 
@@ -165,9 +170,8 @@ def test_assembly_is_idempotent(tmp_path: Path) -> None:
 def test_two_decode_workers_share_the_cores_and_decode_side_by_side(
     tmp_path: Path, jfk: Clip
 ) -> None:
-    from asrserve.engine.audio import decode
+    from asrserve.engine import DecodeOptions, decode
     from asrserve.engine.engines.whisper import WhisperEngine, usable_cpus
-    from asrserve.engine.options import DecodeOptions
 
     registry = ModelRegistry(cache_dir=tmp_path, engine_settings=EngineSettings(decode_workers=2))
     with registry.use("whisper-tiny.en") as tiny:
@@ -181,4 +185,21 @@ def test_two_decode_workers_share_the_cores_and_decode_side_by_side(
         with ThreadPoolExecutor(2) as pool:
             both = list(pool.map(lambda _: engine.transcribe_chunks([audio], fitted)[0], "ab"))
         assert alone and all([s.text for s in segments] == alone for segments in both)
+    registry.close()
+
+
+def test_a_model_can_have_its_own_engine_layout(tmp_path: Path) -> None:
+    # The live path's partial model is loaded with its own workers and threads; the others
+    # keep the registry's layout.
+    from asrserve.engine.engines.whisper import WhisperEngine
+
+    registry = ModelRegistry(
+        cache_dir=tmp_path,
+        engine_settings=EngineSettings(decode_workers=1, cpu_threads=2),
+        engine_settings_of={"whisper-tiny.en": EngineSettings(decode_workers=2, cpu_threads=1)},
+    )
+    with registry.use("whisper-tiny.en") as tiny, registry.use("whisper-base") as base:
+        assert (tiny.engine.info.workers, cast(WhisperEngine, tiny.engine).cpu_threads) == (2, 1)
+        assert (base.engine.info.workers, cast(WhisperEngine, base.engine).cpu_threads) == (1, 2)
+        assert len(tiny.batcher._threads) == 2
     registry.close()

@@ -9,9 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asrserve.engine.audio import decode
-from asrserve.engine.options import DecodeOptions, TranscribeOptions
-from asrserve.engine.registry import LoadedModel
+from asrserve.engine import DecodeOptions, LoadedModel, TranscribeOptions, decode
 from asrserve.evaluation.compose import lay_out
 from asrserve.evaluation.devset import Clip, load_subset
 from asrserve.evaluation.wer import word_errors

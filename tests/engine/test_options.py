@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from asrserve.engine.errors import InvalidOptionError
-from asrserve.engine.options import parse_language, parse_languages
+from asrserve.engine import InvalidOptionError, parse_language, parse_languages
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from asrserve.engine import Segment, Word
 from asrserve.engine.packing import WindowPlan, join, split
-from asrserve.engine.types import Segment, Word
 
 SR = 16000
 

@@ -9,11 +9,8 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from asrserve.engine.audio import decode
-from asrserve.engine.options import DecodeOptions
+from asrserve.engine import DecodeOptions, ModelRegistry, Segment, decode
 from asrserve.engine.partials import WhisperPartials
-from asrserve.engine.registry import ModelRegistry
-from asrserve.engine.types import Segment
 from asrserve.evaluation.devset import Clip, clean_read
 from asrserve.evaluation.wer import normalize, word_errors
 

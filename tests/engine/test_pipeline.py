@@ -21,12 +21,17 @@ import pytest
 import srt
 import webvtt
 
-from asrserve.engine.audio import decode
-from asrserve.engine.errors import AudioDecodeError, EmptyAudioError, UnsupportedLanguageError
-from asrserve.engine.formats import render
-from asrserve.engine.options import DecodeOptions, TranscribeOptions
-from asrserve.engine.registry import LoadedModel
-from asrserve.engine.types import Transcript
+from asrserve.engine import (
+    AudioDecodeError,
+    DecodeOptions,
+    EmptyAudioError,
+    LoadedModel,
+    TranscribeOptions,
+    Transcript,
+    UnsupportedLanguageError,
+    decode,
+    render,
+)
 from asrserve.evaluation.devset import Clip, clean_read, load_subset
 from asrserve.evaluation.wer import normalize, word_errors
 from tests.support.media import CONTAINERS, encode

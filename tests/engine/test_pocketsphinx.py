@@ -9,12 +9,16 @@ import numpy as np
 import pocketsphinx
 import pytest
 
-from asrserve.engine.audio import SAMPLE_RATE, decode
+from asrserve.engine import (
+    SAMPLE_RATE,
+    DecodeOptions,
+    ModelNotFoundError,
+    Segment,
+    UnsupportedLanguageError,
+    decode,
+)
 from asrserve.engine.engines.base import Engine, IncrementalEngine
 from asrserve.engine.engines.pocketsphinx import PocketSphinxEngine
-from asrserve.engine.errors import ModelNotFoundError, UnsupportedLanguageError
-from asrserve.engine.options import DecodeOptions
-from asrserve.engine.types import Segment
 from asrserve.evaluation.devset import Clip, clean_read
 from asrserve.evaluation.wer import word_errors
 

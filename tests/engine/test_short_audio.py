@@ -14,12 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from asrserve.engine.audio import decode
+from asrserve.engine import (
+    BatchingOptions,
+    DecodeOptions,
+    LoadedModel,
+    Pipeline,
+    Segment,
+    TranscribeOptions,
+    decode,
+)
 from asrserve.engine.batching import BatchStats, DynamicBatcher
-from asrserve.engine.options import BatchingOptions, DecodeOptions, TranscribeOptions
-from asrserve.engine.pipeline import Pipeline
-from asrserve.engine.registry import LoadedModel
-from asrserve.engine.types import Segment
 from asrserve.evaluation.devset import Clip, clean_read
 from asrserve.evaluation.wer import word_errors
 from tests.engine.test_pipeline import assert_timeline

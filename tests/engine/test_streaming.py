@@ -10,24 +10,27 @@ from typing import cast
 import numpy as np
 import pytest
 
-from asrserve.engine.audio import decode
-from asrserve.engine.engines.pocketsphinx import PocketSphinxEngine
-from asrserve.engine.errors import AudioTooLongError
-from asrserve.engine.options import DecodeOptions, TranscribeOptions
-from asrserve.engine.partials import IncrementalPartials, WhisperPartials
-from asrserve.engine.pipeline import Pipeline
-from asrserve.engine.registry import LoadedModel, ModelRegistry
-from asrserve.engine.streaming import (
+from asrserve.engine import (
+    AudioTooLongError,
+    DecodeOptions,
     Final,
     LiveSession,
+    LoadedModel,
+    Mode,
+    ModelRegistry,
     OfflineSession,
     Partial,
     PendingFinal,
+    Pipeline,
+    Segment,
     StreamingOptions,
+    TranscribeOptions,
     TwoPassSession,
+    decode,
     open_session,
 )
-from asrserve.engine.types import Mode, Segment
+from asrserve.engine.engines.pocketsphinx import PocketSphinxEngine
+from asrserve.engine.partials import IncrementalPartials, WhisperPartials
 from asrserve.engine.vad import Endpointer, EndpointerOptions, SpeechEnded, SpeechStarted
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.wer import normalize, word_errors

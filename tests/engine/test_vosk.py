@@ -13,16 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asrserve.engine.audio import SAMPLE_RATE, decode
-from asrserve.engine.engines.base import Engine, IncrementalEngine
-from asrserve.engine.engines.vosk import VoskEngine
-from asrserve.engine.errors import (
+from asrserve.engine import (
+    SAMPLE_RATE,
+    DecodeOptions,
     InvalidOptionError,
     ModelNotFoundError,
+    Segment,
     UnsupportedLanguageError,
+    decode,
 )
-from asrserve.engine.options import DecodeOptions
-from asrserve.engine.types import Segment
+from asrserve.engine.engines.base import Engine, IncrementalEngine
+from asrserve.engine.engines.vosk import VoskEngine
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.wer import char_errors
 

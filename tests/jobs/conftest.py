@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from asrserve.engine.types import Segment, Transcript, TranscriptInfo, Word
+from asrserve.engine import Segment, Transcript, TranscriptInfo, Word
 from asrserve.jobs.postgres import PostgresJobStore
 from asrserve.jobs.sqlite import SQLiteJobStore
 from asrserve.jobs.sqlstore import SqlJobStore

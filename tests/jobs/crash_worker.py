@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from asrserve.engine.options import BatchingOptions, DecodeOptions, TranscribeOptions
-from asrserve.engine.registry import ModelRegistry
+from asrserve.engine import BatchingOptions, DecodeOptions, ModelRegistry, TranscribeOptions
 from asrserve.jobs.runner import JobRunner, registry_transcriber
 from asrserve.jobs.sqlite import SQLiteJobStore
 

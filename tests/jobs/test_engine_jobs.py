@@ -13,10 +13,14 @@ from typing import Any
 
 import pytest
 
-from asrserve.engine.options import DecodeOptions, TranscribeOptions
+from asrserve.engine import (
+    DecodeOptions,
+    LoadedModel,
+    ModelRegistry,
+    TranscribeOptions,
+    Transcript,
+)
 from asrserve.engine.pipeline import ProgressCallback
-from asrserve.engine.registry import LoadedModel, ModelRegistry
-from asrserve.engine.types import Transcript
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.wer import word_errors
 from asrserve.jobmodel.records import Job, JobState

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from asrserve.engine.errors import AudioDecodeError
+from asrserve.engine import AudioDecodeError, Transcript
 from asrserve.engine.pipeline import ProgressCallback
-from asrserve.engine.types import Transcript
 from asrserve.jobmodel.records import Job, JobState
 from asrserve.jobs.runner import JobRunner
 from asrserve.jobs.sqlstore import SqlJobStore

@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import fields, replace
 
-from asrserve.engine.types import Segment, Transcript, TranscriptInfo, Word
+from asrserve.engine import Segment, Transcript, TranscriptInfo, Word
 from asrserve.jobs.serialization import (
     transcript_from_json,
     transcript_to_dict,

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from asrserve.engine.errors import AudioTooLargeError, InvalidOptionError
+from asrserve.engine import AudioTooLargeError, InvalidOptionError
 from asrserve.jobmodel.errors import (
     InvalidWebhookUrlError,
     JobNotFinishedError,

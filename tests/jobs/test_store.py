@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from asrserve.engine.errors import AudioTooLargeError, EmptyAudioError, InvalidOptionError
+from asrserve.engine import AudioTooLargeError, EmptyAudioError, InvalidOptionError
 from asrserve.evaluation.services import PostgresServer
 from asrserve.jobmodel.errors import (
     InvalidCursorError,

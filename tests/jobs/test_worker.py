@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from asrserve.engine import Transcript
 from asrserve.engine.pipeline import ProgressCallback
-from asrserve.engine.types import Transcript
 from asrserve.jobmodel.records import Job, JobState
 from asrserve.jobs.options import JobOptions
 from asrserve.jobs.sqlstore import SqlJobStore

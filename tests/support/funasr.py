@@ -12,7 +12,8 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from asrserve.engine.audio import decode, float32_to_pcm16, resample
+from asrserve.engine import decode
+from asrserve.engine.audio import float32_to_pcm16, resample
 from asrserve.evaluation.devset import Clip
 
 FRAME = 1920  # bytes: 60 ms of 16 kHz s16le, what FunASR's clients send

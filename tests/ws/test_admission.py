@@ -11,7 +11,7 @@ from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from asrserve.engine.registry import ModelRegistry
+from asrserve.engine import ModelRegistry
 from asrserve.observability.metrics import Metrics
 from asrserve.ws.load import LiveLoad
 from asrserve.ws.options import StreamServerOptions

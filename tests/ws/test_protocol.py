@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from asrserve.engine.streaming import Partial
+from asrserve.engine import Partial
 from asrserve.ws.protocol import DeltaTracker, ProtocolError, is_end_message, parse_text_frame
 
 

@@ -20,8 +20,7 @@ from asrserve.api.forms import (
 )
 from asrserve.api.options import ServerOptions
 from asrserve.api.service import TranscriptionService
-from asrserve.engine.registry import ModelRegistry
-from asrserve.engine.types import Transcript
+from asrserve.engine import ModelRegistry, Transcript
 from asrserve.jobmodel import DEFAULT_PAGE_SIZE, Job, JobPage, JobState
 from asrserve.observability.metrics import Metrics, StreamStats
 

@@ -13,8 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from asrserve.engine.batching import BatcherClosedError
-from asrserve.engine.errors import (
+from asrserve.engine import (
     AsrError,
     AudioDecodeError,
     AudioTooLargeError,
@@ -26,6 +25,7 @@ from asrserve.engine.errors import (
     UnsupportedLanguageError,
     error_code,
 )
+from asrserve.engine.batching import BatcherClosedError
 from asrserve.jobmodel.errors import (
     InvalidCursorError,
     InvalidWebhookUrlError,

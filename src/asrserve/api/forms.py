@@ -14,17 +14,21 @@ from fastapi import Depends, File, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from asrserve.api.errors import ApiError
-from asrserve.engine.errors import AsrError
-from asrserve.engine.formats import ResponseFormat, media_type, parse_format, render, to_dict
-from asrserve.engine.options import (
-    DEFAULT_TEMPERATURES,
+from asrserve.engine import (
+    AsrError,
     DecodeOptions,
+    ResponseFormat,
     TranscribeOptions,
+    Transcript,
+    parse_format,
     parse_hotwords,
     parse_language,
     parse_languages,
+    render,
+    to_dict,
 )
-from asrserve.engine.types import Transcript
+from asrserve.engine.formats import media_type
+from asrserve.engine.options import DEFAULT_TEMPERATURES
 
 T = TypeVar("T")
 V = TypeVar("V")

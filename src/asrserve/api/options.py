@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asrserve.engine.models import CATALOGUE, DEFAULT_MODEL
-from asrserve.engine.options import AudioLimits, BatchingOptions, LanguageOptions
-from asrserve.engine.registry import EngineSettings
+from asrserve.engine import (
+    CATALOGUE,
+    DEFAULT_MODEL,
+    AudioLimits,
+    BatchingOptions,
+    EngineSettings,
+    LanguageOptions,
+)
 
 
 @dataclass(frozen=True, slots=True)

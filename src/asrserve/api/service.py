@@ -16,10 +16,15 @@ import anyio
 from asrserve.api.admission import Admission
 from asrserve.api.errors import ApiError
 from asrserve.api.options import OPENAI_ALIASES, ServerOptions
-from asrserve.engine.options import TranscribeOptions
+from asrserve.engine import (
+    LoadedModel,
+    ModelRegistry,
+    Segment,
+    TranscribeOptions,
+    Transcript,
+    TranscriptInfo,
+)
 from asrserve.engine.pipeline import PreparedInput
-from asrserve.engine.registry import LoadedModel, ModelRegistry
-from asrserve.engine.types import Segment, Transcript, TranscriptInfo
 from asrserve.observability.metrics import Metrics
 
 T = TypeVar("T")

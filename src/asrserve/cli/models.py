@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from asrserve.config import load_settings
-from asrserve.engine.errors import ModelError
-from asrserve.engine.models import CATALOGUE, CatalogueEntry, assemble, default_cache_dir, verify
+from asrserve.engine import CATALOGUE, ModelError
+from asrserve.engine.models import CatalogueEntry, assemble, default_cache_dir, verify
 
 app = typer.Typer(help="List and prepare models.", invoke_without_command=True)
 

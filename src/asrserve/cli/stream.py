@@ -28,9 +28,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
 
-from asrserve.engine.audio import SAMPLE_RATE, decode, float32_to_pcm16
-from asrserve.engine.errors import AsrError
-from asrserve.engine.types import Mode
+from asrserve.engine import SAMPLE_RATE, AsrError, Mode, decode
+from asrserve.engine.audio import float32_to_pcm16
 
 MODES = tuple(m.value for m in Mode)
 FINAL_MODES = frozenset({"2pass-offline", "offline"})

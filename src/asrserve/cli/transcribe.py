@@ -33,20 +33,23 @@ from rich.progress import (
 from rich.text import Text
 
 from asrserve.config import Settings, load_settings
-from asrserve.engine.audio import probe_duration
-from asrserve.engine.errors import AsrError
-from asrserve.engine.formats import ResponseFormat, file_extension, parse_format, render
-from asrserve.engine.models import DEFAULT_MODEL
-from asrserve.engine.options import (
+from asrserve.engine import (
+    DEFAULT_MODEL,
+    AsrError,
     DecodeOptions,
+    ModelRegistry,
+    Pipeline,
+    ResponseFormat,
     TranscribeOptions,
+    Transcript,
+    parse_format,
     parse_hotwords,
     parse_language,
     parse_languages,
+    render,
 )
-from asrserve.engine.pipeline import Pipeline
-from asrserve.engine.registry import ModelRegistry
-from asrserve.engine.types import Transcript
+from asrserve.engine.audio import probe_duration
+from asrserve.engine.formats import file_extension
 from asrserve.observability.logging import configure_logging
 from asrserve.runtime.components import build_registry
 

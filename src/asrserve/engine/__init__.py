@@ -9,8 +9,22 @@ What servers, workers and tools build on is exported here; the submodules hold t
 """
 
 from asrserve.engine.audio import SAMPLE_RATE, decode
-from asrserve.engine.errors import AsrError
+from asrserve.engine.errors import (
+    AsrError,
+    AudioDecodeError,
+    AudioError,
+    AudioTooLargeError,
+    AudioTooLongError,
+    EmptyAudioError,
+    InvalidOptionError,
+    ModelChecksumError,
+    ModelError,
+    ModelNotFoundError,
+    UnsupportedLanguageError,
+    error_code,
+)
 from asrserve.engine.formats import ResponseFormat, parse_format, render, to_dict
+from asrserve.engine.models import CATALOGUE, DEFAULT_MODEL, DEFAULT_PARTIAL_MODEL
 from asrserve.engine.options import (
     AudioLimits,
     BatchingOptions,
@@ -18,12 +32,18 @@ from asrserve.engine.options import (
     LanguageOptions,
     TranscribeOptions,
     VadOptions,
+    parse_hotwords,
+    parse_language,
+    parse_languages,
 )
 from asrserve.engine.pipeline import Pipeline
 from asrserve.engine.registry import EngineSettings, LoadedModel, ModelRegistry
 from asrserve.engine.streaming import (
+    Final,
     LiveSession,
     OfflineSession,
+    Partial,
+    PendingFinal,
     StreamingOptions,
     TwoPassSession,
     open_session,
@@ -31,18 +51,33 @@ from asrserve.engine.streaming import (
 from asrserve.engine.types import Mode, Segment, Transcript, TranscriptInfo, Word
 
 __all__ = [
+    "CATALOGUE",
+    "DEFAULT_MODEL",
+    "DEFAULT_PARTIAL_MODEL",
     "SAMPLE_RATE",
     "AsrError",
+    "AudioDecodeError",
+    "AudioError",
     "AudioLimits",
+    "AudioTooLargeError",
+    "AudioTooLongError",
     "BatchingOptions",
     "DecodeOptions",
+    "EmptyAudioError",
     "EngineSettings",
+    "Final",
+    "InvalidOptionError",
     "LanguageOptions",
     "LiveSession",
     "LoadedModel",
     "Mode",
+    "ModelChecksumError",
+    "ModelError",
+    "ModelNotFoundError",
     "ModelRegistry",
     "OfflineSession",
+    "Partial",
+    "PendingFinal",
     "Pipeline",
     "ResponseFormat",
     "Segment",
@@ -51,11 +86,16 @@ __all__ = [
     "Transcript",
     "TranscriptInfo",
     "TwoPassSession",
+    "UnsupportedLanguageError",
     "VadOptions",
     "Word",
     "decode",
+    "error_code",
     "open_session",
     "parse_format",
+    "parse_hotwords",
+    "parse_language",
+    "parse_languages",
     "render",
     "to_dict",
 ]

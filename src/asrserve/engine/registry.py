@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,11 +92,15 @@ class ModelRegistry:
         on_load: Callable[[str, float], None] | None = None,
         idle_ttl_s: float | None = None,
         pinned: Collection[str] = (),
+        engine_settings_of: Mapping[str, EngineSettings] | None = None,
     ) -> None:
         """`idle_ttl_s`: models nobody holds are unloaded this long after their last use, by a
-        background thread, except the `pinned` ones (None: models stay until `close`)."""
+        background thread, except the `pinned` ones (None: models stay until `close`).
+        `engine_settings_of`: models (by catalogue name) loaded with their own engine layout
+        instead of `engine_settings`, as the live path's partial model may be."""
         self.cache_dir = cache_dir
         self.engine_settings = engine_settings or EngineSettings()
+        self.engine_settings_of = dict(engine_settings_of or {})
         self.batching = batching or BatchingOptions()
         self.limits = limits or AudioLimits()
         self.languages = languages or LanguageOptions()
@@ -198,7 +202,8 @@ class ModelRegistry:
     def _load(self, name: str) -> LoadedModel:
         started = time.monotonic()
         resolved = resolve(name, self.cache_dir)
-        engine = load_engine(resolved, self.engine_settings)
+        settings = self.engine_settings_of.get(resolved.name, self.engine_settings)
+        engine = load_engine(resolved, settings)
         on_batch = self._on_batch
         batcher = DynamicBatcher(
             engine,

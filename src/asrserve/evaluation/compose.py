@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asrserve.engine.audio import SAMPLE_RATE, decode
+from asrserve.engine import SAMPLE_RATE, decode
 from asrserve.evaluation.devset import Clip, clean_read, dev_set_dir, load_subset
 
 COMPOSED = "composed"

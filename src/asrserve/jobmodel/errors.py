@@ -8,7 +8,7 @@ the engine's `AudioTooLargeError` and `EmptyAudioError`.
 
 from __future__ import annotations
 
-from asrserve.engine.errors import AsrError
+from asrserve.engine import AsrError
 
 
 class JobError(AsrError):

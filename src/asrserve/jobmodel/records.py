@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from asrserve.engine.types import Transcript
+from asrserve.engine import Transcript
 
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 

@@ -28,11 +28,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from asrserve.engine.errors import AsrError
-from asrserve.engine.options import TranscribeOptions
+from asrserve.engine import AsrError, ModelRegistry, TranscribeOptions, Transcript
 from asrserve.engine.pipeline import ProgressCallback
-from asrserve.engine.registry import ModelRegistry
-from asrserve.engine.types import Transcript
 from asrserve.jobmodel.records import Job
 from asrserve.jobs.store import JobStore
 from asrserve.jobs.webhooks import WebhookSender

@@ -11,7 +11,7 @@ import json
 from dataclasses import fields
 from typing import Any
 
-from asrserve.engine.types import Segment, Transcript, TranscriptInfo, Word
+from asrserve.engine import Segment, Transcript, TranscriptInfo, Word
 
 _VERSION = 1
 

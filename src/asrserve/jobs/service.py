@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from asrserve.engine.types import Transcript
+from asrserve.engine import Transcript
 from asrserve.jobmodel.errors import (
     JobNotFinishedError,
     JobNotFoundError,

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from asrserve.engine.types import Transcript
+from asrserve.engine import Transcript
 from asrserve.jobmodel.errors import JobNotFinishedError
 from asrserve.jobmodel.records import (
     DEFAULT_PAGE_SIZE,

@@ -22,8 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from asrserve.engine.errors import InvalidOptionError
-from asrserve.engine.types import Transcript
+from asrserve.engine import InvalidOptionError, Transcript
 from asrserve.jobmodel.errors import InvalidCursorError
 from asrserve.jobmodel.records import (
     DEFAULT_PAGE_SIZE,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from asrserve.engine.errors import AudioTooLargeError, EmptyAudioError
+from asrserve.engine import AudioTooLargeError, EmptyAudioError
 from asrserve.jobmodel.records import is_valid_job_id
 from asrserve.jobs.store import Upload
 

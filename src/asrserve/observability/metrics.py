@@ -167,6 +167,11 @@ class Metrics:
             "Decode windows per batch (short chunks share windows, so fewer than chunks).",
             ["model"], buckets=(1, 2, 4, 8, 16, 32), registry=self.registry,
         )  # fmt: skip
+        self.batch_decode_seconds = Histogram(
+            "asrserve_batch_decode_seconds",
+            "Wall time a model took to decode one batch (summed: how busy the model is).",
+            ["model"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
         self.batch_redecoded = Counter(
             "asrserve_batch_redecoded_chunks",
             "Chunks a shared window left without words, decoded again on their own.",
@@ -198,8 +203,11 @@ class Metrics:
         if audio_s > 0:
             self.real_time_factor.labels(model, source).observe(wall_s / audio_s)
 
-    def track_batch(self, model: str, items: int, windows: int, redecoded: int) -> None:
+    def track_batch(
+        self, model: str, items: int, windows: int, redecoded: int, decode_s: float
+    ) -> None:
         self.batch_items.labels(model).observe(items)
+        self.batch_decode_seconds.labels(model).observe(decode_s)
         self.batch_windows.labels(model).observe(windows)
         self.batch_redecoded.labels(model).inc(redecoded)
 

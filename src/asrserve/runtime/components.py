@@ -6,9 +6,8 @@ import logging
 from collections.abc import Callable, Collection
 
 from asrserve.config import Settings
+from asrserve.engine import ModelRegistry, TranscribeOptions
 from asrserve.engine.batching import BatchStats
-from asrserve.engine.options import TranscribeOptions
-from asrserve.engine.registry import ModelRegistry
 from asrserve.jobs import (
     JobQueue,
     JobRunner,
@@ -35,7 +34,9 @@ def build_registry(
         on_load = metrics.track_model_load
 
         def on_batch(model: str, stats: BatchStats) -> None:
-            metrics.track_batch(model, stats.items, stats.windows, stats.redecoded)
+            metrics.track_batch(
+                model, stats.items, stats.windows, stats.redecoded, stats.decode_seconds
+            )
 
     return ModelRegistry(
         cache_dir=settings.model_dir,
@@ -47,6 +48,7 @@ def build_registry(
         on_load=on_load,
         idle_ttl_s=None if pinned is None else (settings.model_idle_ttl_s or None),
         pinned=pinned or (),
+        engine_settings_of={settings.partial_model: settings.partial_engine_settings()},
     )
 
 

@@ -19,7 +19,7 @@ from celery import Celery
 from celery.signals import worker_shutting_down
 
 from asrserve.config import Settings
-from asrserve.engine.options import TranscribeOptions
+from asrserve.engine import TranscribeOptions
 from asrserve.jobs import registry_transcriber
 from asrserve.jobs.celery_queue import TASK_NAME, CeleryJobQueue, make_celery
 from asrserve.jobs.options import JobOptions

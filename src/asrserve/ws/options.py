@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from asrserve.engine.models import DEFAULT_MODEL, DEFAULT_PARTIAL_MODEL
-from asrserve.engine.options import AudioLimits
-from asrserve.engine.streaming import StreamingOptions
+from asrserve.engine import DEFAULT_MODEL, DEFAULT_PARTIAL_MODEL, AudioLimits, StreamingOptions
 from asrserve.ws.load import LoadOptions
 
 AUTO_MAX_STREAMS = 256

@@ -12,9 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from asrserve.engine.options import parse_language
-from asrserve.engine.streaming import Final, Partial
-from asrserve.engine.types import Mode
+from asrserve.engine import Final, Mode, Partial, parse_language
 
 MODES = {m.value for m in Mode}
 

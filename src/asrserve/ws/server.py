@@ -24,21 +24,25 @@ import numpy as np
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from asrserve.engine.audio import SAMPLE_RATE, pcm16_to_float32, resample
-from asrserve.engine.audio import decode as decode_audio
-from asrserve.engine.engines.base import IncrementalEngine
-from asrserve.engine.errors import AsrError, error_code
-from asrserve.engine.options import DecodeOptions, parse_hotwords
-from asrserve.engine.partials import IncrementalPartials, WhisperPartials
-from asrserve.engine.registry import LoadedModel, ModelRegistry
-from asrserve.engine.streaming import (
+from asrserve.engine import (
+    SAMPLE_RATE,
+    AsrError,
+    DecodeOptions,
     LiveSession,
+    LoadedModel,
+    Mode,
+    ModelRegistry,
     Partial,
-    PartialDecoder,
     PendingFinal,
+    error_code,
     open_session,
+    parse_hotwords,
 )
-from asrserve.engine.types import Mode
+from asrserve.engine import decode as decode_audio
+from asrserve.engine.audio import pcm16_to_float32, resample
+from asrserve.engine.engines.base import IncrementalEngine
+from asrserve.engine.partials import IncrementalPartials, WhisperPartials
+from asrserve.engine.streaming import PartialDecoder
 from asrserve.observability.metrics import Metrics, StreamStats
 from asrserve.ws.load import LiveLoad, StreamLag
 from asrserve.ws.options import AUTO_MAX_STREAMS, StreamServerOptions

@@ -11,8 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from asrserve.api.deps import JobForm, ServicesDep
 from asrserve.api.errors import ApiError
 from asrserve.api.forms import transcript_response
-from asrserve.engine.errors import AsrError
-from asrserve.engine.formats import parse_format
+from asrserve.engine import AsrError, parse_format
 from asrserve.jobmodel import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Job, JobState, is_valid_job_id
 
 router = APIRouter(prefix="/v1/jobs", tags=["Jobs"])

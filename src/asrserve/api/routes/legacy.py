@@ -12,7 +12,7 @@ from asrserve.api.deps import ServicesDep
 from asrserve.api.errors import error_response
 from asrserve.api.forms import build_request
 from asrserve.api.schemas import FunAsrResult, RecognizeResult, RecognizeSegment, Sentence
-from asrserve.engine.types import Transcript
+from asrserve.engine import Transcript
 
 router = APIRouter(tags=["Compatibility"])
 

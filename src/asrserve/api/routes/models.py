@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from asrserve.api.deps import ServicesDep
 from asrserve.api.errors import ApiError
 from asrserve.api.schemas import ModelCard, ModelList
-from asrserve.engine.models import CATALOGUE
+from asrserve.engine import CATALOGUE
 
 router = APIRouter(prefix="/v1/models", tags=["OpenAI models"])
 _STARTED = int(time.time())

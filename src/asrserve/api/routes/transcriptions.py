@@ -12,8 +12,7 @@ from starlette.types import Receive, Scope, Send
 from asrserve.api.deps import ServicesDep, TranscriptionForm, TranslationForm
 from asrserve.api.errors import error_body, status_for
 from asrserve.api.forms import TranscriptionRequest, transcript_response
-from asrserve.engine.errors import error_code
-from asrserve.engine.types import Segment
+from asrserve.engine import Segment, error_code
 
 router = APIRouter(prefix="/v1/audio", tags=["OpenAI audio"])
 
