@@ -36,7 +36,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,7 @@ from websockets.typing import Subprotocol
 
 from asrserve.engine import VadOptions, decode
 from asrserve.engine.audio import float32_to_pcm16
+from asrserve.engine.models import resolve
 from asrserve.engine.vad import speech_spans
 from asrserve.evaluation.devset import Clip, clean_read, load_subset
 from asrserve.evaluation.processes import ServerProcess, start_server
@@ -83,6 +84,10 @@ START_SPREAD_S = 2.0
 """Stream j of N starts j × START_SPREAD_S / N after the first, as people do not all start
 speaking on the same 60 ms frame."""
 LANGUAGE = "en"
+CONTINUOUS = "continuous"
+HALF_SILENT = "half silent"
+"""Dictation-like: each clip is followed by as much silence again (pauses to think)."""
+WORKLOADS = (CONTINUOUS, HALF_SILENT)
 BACKLOG_GROWTH_S = 1.0
 """Real time allows the median final latency of a stream's second half to exceed its first
 half's by at most this much; more means a backlog is building up."""
@@ -98,7 +103,7 @@ class Sizes:
     sessions: int
 
 
-FULL = Sizes(n=(1, 2, 4, 8), stream_s=45.0, sessions=1000)
+FULL = Sizes(n=(1, 2, 4, 8, 16), stream_s=45.0, sessions=1000)
 QUICK = Sizes(n=(1, 2), stream_s=8.0, sessions=20)
 
 
@@ -112,6 +117,9 @@ class BenchSettings:
     rt_bound_s: float
     server_settings: tuple[tuple[str, str], ...] = ()
     """More `asrserve serve` settings (name, value), as `--setting` gave them."""
+    workloads: tuple[str, ...] = (CONTINUOUS,)
+    peers: tuple[str, ...] = ()
+    """Other streaming servers measured on the same streams (`whisperlive`)."""
 
     @property
     def drain_timeout_s(self) -> float:
@@ -153,6 +161,7 @@ class StreamPlan:
     name: str
     plays: tuple[Play, ...]
     pcm: bytes
+    workload: str = CONTINUOUS
 
     @property
     def duration_s(self) -> float:
@@ -173,27 +182,37 @@ def load_speech(subset: str) -> list[Speech]:
     return speeches
 
 
-def plan_stream(speeches: Sequence[Speech], first: int, seconds: float, name: str) -> StreamPlan:
+def plan_stream(
+    speeches: Sequence[Speech],
+    first: int,
+    seconds: float,
+    name: str,
+    workload: str = CONTINUOUS,
+) -> StreamPlan:
     """Clips from `first` on, each padded with silence, until the stream lasts `seconds`."""
     lead = np.zeros(int(LEAD_S * SAMPLE_RATE), np.float32)
-    tail = np.zeros(int(TAIL_S * SAMPLE_RATE), np.float32)
     parts: list[np.ndarray] = []
     plays: list[Play] = []
     at = 0.0
     i = first
     while at < seconds or not plays:
         speech = speeches[i % len(speeches)]
+        pause = speech.audio.size if workload == HALF_SILENT else 0
+        tail = np.zeros(int(TAIL_S * SAMPLE_RATE) + pause, np.float32)
         plays.append(Play(speech, at, at + LEAD_S + speech.onset_s, at + LEAD_S + speech.end_s))
         parts += [lead, speech.audio, tail]
-        at += LEAD_S + speech.audio.size / SAMPLE_RATE + TAIL_S
+        at += (lead.size + speech.audio.size + tail.size) / SAMPLE_RATE
         i += 1
-    return StreamPlan(name, tuple(plays), float32_to_pcm16(np.concatenate(parts)))
+    pcm = float32_to_pcm16(np.concatenate(parts))
+    return StreamPlan(name, tuple(plays), pcm, workload)
 
 
-def plan_level(speeches: Sequence[Speech], n: int, seconds: float) -> list[StreamPlan]:
+def plan_level(
+    speeches: Sequence[Speech], n: int, seconds: float, workload: str = CONTINUOUS
+) -> list[StreamPlan]:
     # Streams start at places spread over the list, so they do not speak the same words at once.
     step = max(1, len(speeches) // n)
-    return [plan_stream(speeches, j * step, seconds, f"stream-{j}") for j in range(n)]
+    return [plan_stream(speeches, j * step, seconds, f"stream-{j}", workload) for j in range(n)]
 
 
 # --- the WebSocket client ---------------------------------------------------------------------
@@ -255,6 +274,28 @@ async def _receive(ws: websockets.ClientConnection, run: StreamRun) -> None:
             run.error = f"connection closed: {exc}"
 
 
+@dataclass(frozen=True, slots=True)
+class StreamProtocol:
+    """How a client speaks to one kind of server: open and configure a stream, read what
+    comes back into the run, and the message that ends the audio."""
+
+    connect: Callable[[str, StreamRun], Awaitable[websockets.ClientConnection]]
+    receive: Callable[[websockets.ClientConnection, StreamRun], Coroutine[Any, Any, None]]
+    end: str | bytes
+
+
+async def _funasr_connect(url: str, run: StreamRun) -> websockets.ClientConnection:
+    ws = await websockets.connect(
+        url, subprotocols=[Subprotocol("binary")], max_size=None, ping_interval=None,
+        open_timeout=60,
+    )  # fmt: skip
+    await ws.send(config_message(run.plan.name))
+    return ws
+
+
+FUNASR = StreamProtocol(_funasr_connect, _receive, END_MESSAGE)
+
+
 async def play_stream(
     url: str,
     run: StreamRun,
@@ -263,21 +304,15 @@ async def play_stream(
     *,
     paced: bool,
     drain_timeout_s: float,
+    protocol: StreamProtocol = FUNASR,
 ) -> None:
     """Connect, configure, say so on `ready`, wait for this stream's start time, send the
     audio on schedule, end, and wait for the last results."""
     pcm = run.plan.pcm
     frame_bytes = FRAME_SAMPLES * 2
     try:
-        async with websockets.connect(
-            url,
-            subprotocols=[Subprotocol("binary")],
-            max_size=None,
-            ping_interval=None,
-            open_timeout=60,
-        ) as ws:
-            reader = asyncio.create_task(_receive(ws, run))
-            await ws.send(config_message(run.plan.name))
+        async with await protocol.connect(url, run) as ws:
+            reader = asyncio.create_task(protocol.receive(ws, run))
             ready.set()
             run.start = await start
             for k, offset in enumerate(range(0, len(pcm), frame_bytes)):
@@ -286,7 +321,7 @@ async def play_stream(
                     await asyncio.sleep(delay)
                 await ws.send(pcm[offset : offset + frame_bytes])
                 run.send_lag_s = max(run.send_lag_s, time.monotonic() - due)
-            await ws.send(END_MESSAGE)
+            await ws.send(protocol.end)
             try:
                 await asyncio.wait_for(reader, drain_timeout_s)
             except TimeoutError:
@@ -298,7 +333,12 @@ async def play_stream(
 
 
 async def play_all(
-    url: str, plans: Sequence[StreamPlan], *, paced: bool, drain_timeout_s: float
+    url: str,
+    plans: Sequence[StreamPlan],
+    *,
+    paced: bool,
+    drain_timeout_s: float,
+    protocol: StreamProtocol = FUNASR,
 ) -> list[StreamRun]:
     runs = [StreamRun(plan) for plan in plans]
     readies = [asyncio.Event() for _ in plans]
@@ -306,7 +346,15 @@ async def play_all(
     starts: list[asyncio.Future[float]] = [loop.create_future() for _ in plans]
     tasks = [
         asyncio.create_task(
-            play_stream(url, run, ready, s, paced=paced, drain_timeout_s=drain_timeout_s)
+            play_stream(
+                url,
+                run,
+                ready,
+                s,
+                paced=paced,
+                drain_timeout_s=drain_timeout_s,
+                protocol=protocol,
+            )
         )
         for run, ready, s in zip(runs, readies, starts, strict=True)
     ]
@@ -324,22 +372,22 @@ async def play_all(
 # --- one level: N streams at once -------------------------------------------------------------
 
 
-def server_processes(server: ServerProcess) -> list[psutil.Process]:
-    process = psutil.Process(server.proc.pid)
+def server_processes(pid: int) -> list[psutil.Process]:
+    process = psutil.Process(pid)
     return [process, *process.children(recursive=True)]
 
 
-def server_rss_mb(server: ServerProcess) -> float:
-    return sum(_each(server, lambda p: p.memory_info().rss)) / 2**20
+def server_rss_mb(pid: int) -> float:
+    return sum(_each(pid, lambda p: p.memory_info().rss)) / 2**20
 
 
-def server_cpu_s(server: ServerProcess) -> float:
-    return sum(_each(server, lambda p: sum(p.cpu_times()[:2])))
+def server_cpu_s(pid: int) -> float:
+    return sum(_each(pid, lambda p: sum(p.cpu_times()[:2])))
 
 
-def _each(server: ServerProcess, measure: Callable[[psutil.Process], float]) -> list[float]:
+def _each(pid: int, measure: Callable[[psutil.Process], float]) -> list[float]:
     values = []
-    for process in server_processes(server):
+    for process in server_processes(pid):
         with contextlib.suppress(psutil.Error):  # a child that just exited
             values.append(measure(process))
     return values
@@ -414,6 +462,7 @@ def match_clips(run: StreamRun) -> list[ClipOutcome]:
 @dataclass(frozen=True, slots=True)
 class Level:
     partial_model: str
+    """The partial model, or the peer's name."""
     n: int
     audio_s: float
     """Audio seconds per stream (mean)."""
@@ -426,10 +475,24 @@ class Level:
     send_lag_s: float
     final_wer: float
     offline_wer: float
-    last_partial_wer: float
-    delta_wer: float
+    last_partial_wer: float | None
+    delta_wer: float | None
+    stream_wer: float = 0.0
+    """Each stream's finals joined against its clips' texts joined."""
+    bare_wer: float | None = None
+    """The same clips through faster-whisper itself (`transcribe_bare`)."""
     busy: dict[str, ModelBusy] = field(default_factory=dict)
     """What each model decoded during the level, from the server's batch metrics."""
+    workload: str = CONTINUOUS
+
+    @property
+    def series(self) -> str:
+        """What the tables and the plot call this system on this workload."""
+        return (
+            self.partial_model
+            if self.workload == CONTINUOUS
+            else f"{self.partial_model}, {self.workload}"
+        )
 
     def busy_percent(self, model: str) -> float | None:
         """The model's batch decode time over the level's wall time, % (100: one batch always
@@ -526,23 +589,63 @@ def run_level(
     plans: Sequence[StreamPlan],
     offline: dict[str, str],
     settings: BenchSettings,
+    bare: dict[str, str] | None = None,
 ) -> Level:
-    idle_rss = server_rss_mb(server)
-    cpu_before = server_cpu_s(server)
-    busy_before = model_busy(server)
+    return measure_level(
+        Target(partial_model, server.proc.pid, ws_url(server), FUNASR, match_clips,
+               lambda: model_busy(server)),
+        plans, offline, settings, bare,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A streaming server under test: its label in the tables, its process, where and how
+    streams talk to it, how its messages become clip outcomes, and (asrserve) its models'
+    busy time."""
+
+    label: str
+    pid: int
+    url: str
+    protocol: StreamProtocol
+    match: Callable[[StreamRun], list[ClipOutcome]]
+    busy: Callable[[], dict[str, ModelBusy]] = dict
+    partial_texts: bool = True
+    """Its partials are whole utterances so far, whose WER means something."""
+
+
+def measure_level(
+    target: Target,
+    plans: Sequence[StreamPlan],
+    offline: dict[str, str],
+    settings: BenchSettings,
+    bare: dict[str, str] | None = None,
+) -> Level:
+    idle_rss = server_rss_mb(target.pid)
+    cpu_before = server_cpu_s(target.pid)
+    busy_before = target.busy()
     started = time.monotonic()
-    with PeakRss(server.proc.pid) as rss:
+    with PeakRss(target.pid) as rss:
         runs = asyncio.run(
-            play_all(ws_url(server), plans, paced=True, drain_timeout_s=settings.drain_timeout_s)
+            play_all(
+                target.url,
+                plans,
+                paced=True,
+                drain_timeout_s=settings.drain_timeout_s,
+                protocol=target.protocol,
+            )
         )
     wall = time.monotonic() - started
-    cpu = server_cpu_s(server) - cpu_before
+    cpu = server_cpu_s(target.pid) - cpu_before
     zero = ModelBusy(0.0, 0.0, 0.0)
-    busy = {m: b - busy_before.get(m, zero) for m, b in model_busy(server).items()}
-    outcomes = [o for run in runs for o in match_clips(run)]
+    busy = {m: b - busy_before.get(m, zero) for m, b in target.busy().items()}
+    by_stream = [target.match(run) for run in runs]
+    outcomes = [o for stream in by_stream for o in stream]
     refs = [o.clip.text for o in outcomes]
+    # Whole streams too: a system whose segments straddle two clips is not charged twice.
+    stream_refs = [" ".join(o.clip.text for o in stream) for stream in by_stream]
     return Level(
-        partial_model=partial_model,
+        partial_model=target.label,
         n=len(plans),
         audio_s=statistics.mean(plan.duration_s for plan in plans),
         outcomes=tuple(outcomes),
@@ -554,9 +657,16 @@ def run_level(
         send_lag_s=max(run.send_lag_s for run in runs),
         final_wer=_wer(refs, [o.final_text for o in outcomes]),
         offline_wer=_wer(refs, [offline[o.clip.id] for o in outcomes]),
-        last_partial_wer=_wer(refs, [o.last_partial_text for o in outcomes]),
-        delta_wer=_wer(refs, [o.delta_text for o in outcomes]),
+        last_partial_wer=_wer(refs, [o.last_partial_text for o in outcomes])
+        if target.partial_texts
+        else None,
+        delta_wer=_wer(refs, [o.delta_text for o in outcomes]) if target.partial_texts else None,
+        stream_wer=_wer(
+            stream_refs, [" ".join(o.final_text for o in stream) for stream in by_stream]
+        ),
+        bare_wer=_wer(refs, [bare[o.clip.id] for o in outcomes]) if bare else None,
         busy=busy,
+        workload=plans[0].workload,
     )
 
 
@@ -594,7 +704,7 @@ def run_sessions(
         if run.error:
             errors.append(f"session {i}: {run.error}")
         if i in marks:
-            rss[i] = server_rss_mb(server)
+            rss[i] = server_rss_mb(server.proc.pid)
     return Sessions(
         partial_model=partial_model,
         clip=speech.clip,
@@ -618,6 +728,57 @@ def transcribe_offline(server: ServerProcess, clips: Sequence[Clip]) -> dict[str
                 raise SystemExit(f"the offline baseline failed: {error}\n{server.log[-4000:]}")
             texts[clip.id] = text or ""
     return texts
+
+
+def transcribe_bare(clips: Sequence[Clip]) -> dict[str, str]:
+    """Each clip once through faster-whisper itself (its defaults: beam 5, no VAD), the same
+    model directory, in this process: the accuracy every streaming system is held to."""
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(resolve(MODEL).path), device=DEVICE, compute_type=COMPUTE_TYPE)
+    texts = {}
+    for clip in clips:
+        segments, _ = model.transcribe(clip.audio, language=LANGUAGE)
+        texts[clip.id] = " ".join(s.text.strip() for s in segments)
+    return texts
+
+
+def run_peer(
+    peer: str,
+    scratch: Path,
+    plans: dict[tuple[str, int], list[StreamPlan]],
+    offline: dict[str, str],
+    bare: dict[str, str],
+    shortest: Speech,
+    settings: BenchSettings,
+) -> list[Level]:
+    if peer != "whisperlive":
+        raise SystemExit(f"unknown peer {peer!r} (known: whisperlive)")
+    from bench import whisperlive
+
+    python = whisperlive.ensure_venv()
+    process = whisperlive.start(python, resolve(MODEL).path, max(settings.sizes.n) + 1, scratch)
+    try:
+        target = Target(
+            label=f"{whisperlive.NAME} {whisperlive.PACKAGE.split('==')[1]}",
+            pid=process.proc.pid,
+            url=process.url,
+            protocol=whisperlive.PROTOCOL,
+            match=whisperlive.match_clips,
+            partial_texts=False,
+        )
+        warm = plan_stream([shortest], 0, 0.0, "warm-up")
+        asyncio.run(
+            play_all(target.url, [warm], paced=True, drain_timeout_s=settings.drain_timeout_s,
+                     protocol=target.protocol)
+        )  # fmt: skip
+        levels = []
+        for level_plans in plans.values():
+            levels.append(measure_level(target, level_plans, offline, settings, bare))
+            _print_level(levels[-1], settings)
+        return levels
+    finally:
+        process.stop()
 
 
 def _threads(settings: BenchSettings) -> str:
@@ -669,8 +830,8 @@ def largest_real_time(levels: Sequence[Level], bound_s: float) -> int | None:
     return best
 
 
-def _largest_text(levels: Sequence[Level], model: str, bound_s: float) -> str:
-    mine = [lv for lv in levels if lv.partial_model == model]
+def _largest_text(levels: Sequence[Level], series: str, bound_s: float) -> str:
+    mine = [lv for lv in levels if lv.series == series]
     largest = largest_real_time(mine, bound_s)
     if largest is None:
         return "none of the N measured"
@@ -681,7 +842,7 @@ def _largest_text(levels: Sequence[Level], model: str, bound_s: float) -> str:
 
 def latency_table(levels: Sequence[Level], bound_s: float) -> str:
     header = [
-        "partial model",
+        "partial model or peer",
         "streams",
         "audio s / stream",
         "first partial p50 s",
@@ -698,7 +859,7 @@ def latency_table(levels: Sequence[Level], bound_s: float) -> str:
     ]
     rows = [
         [
-            lv.partial_model,
+            lv.series,
             str(lv.n),
             num(lv.audio_s, 1),
             num(lv.first_partial(0.50), 2),
@@ -720,12 +881,14 @@ def latency_table(levels: Sequence[Level], bound_s: float) -> str:
 
 def accuracy_table(levels: Sequence[Level]) -> str:
     header = [
-        "partial model",
+        "partial model or peer",
         "streams",
         "partial WER (last)",
         "partial WER (deltas)",
         "final WER",
+        "stream WER",
         "offline WER",
+        "faster-whisper WER",
         "final − offline",
         "server CPU %",
         "CPU % / stream",
@@ -737,12 +900,14 @@ def accuracy_table(levels: Sequence[Level]) -> str:
     ]
     rows = [
         [
-            lv.partial_model,
+            lv.series,
             str(lv.n),
-            f"{lv.last_partial_wer:.2%}",
-            f"{lv.delta_wer:.2%}",
+            _percent(lv.last_partial_wer),
+            _percent(lv.delta_wer),
             f"{lv.final_wer:.2%}",
+            f"{lv.stream_wer:.2%}",
             f"{lv.offline_wer:.2%}",
+            _percent(lv.bare_wer),
             f"{(lv.final_wer - lv.offline_wer) * 100:+.2f} pt",
             num(100 * lv.cpu_s / lv.wall_s if lv.wall_s else None, 0),
             num(lv.cpu_percent_per_stream, 0),
@@ -755,6 +920,10 @@ def accuracy_table(levels: Sequence[Level]) -> str:
         for lv in levels
     ]
     return table(header, rows)
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2%}"
 
 
 def sessions_table(results: Sequence[Sessions]) -> str:
@@ -787,7 +956,7 @@ def plot(levels: Sequence[Level], bound_s: float, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = list(dict.fromkeys(lv.partial_model for lv in levels))
+    models = list(dict.fromkeys(lv.series for lv in levels))
     ns = sorted({lv.n for lv in levels})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
     for ax, title, measure in (
@@ -795,7 +964,7 @@ def plot(levels: Sequence[Level], bound_s: float, path: Path) -> None:
         (axes[1], "final after end of speech", Level.final),
     ):
         for i, model in enumerate(models):
-            mine = sorted((lv for lv in levels if lv.partial_model == model), key=lambda lv: lv.n)
+            mine = sorted((lv for lv in levels if lv.series == model), key=lambda lv: lv.n)
             color = f"C{i}"
             for q, style in ((0.50, "-"), (0.95, "--")):
                 points = [(lv.n, measure(lv, q)) for lv in mine]
@@ -877,7 +1046,9 @@ def _setup_lines(
         f"Data: development set subset `{settings.subset}`, ordinary speech only "
         f"(`clean_read`), {len(speeches)} clips of {durations[0]:.1f}–{durations[-1]:.1f} s; "
         f"each played with {LEAD_S:g} s of silence before and {TAIL_S:g} s after, back to "
-        f"back, until a stream has {settings.sizes.stream_s:g} s of audio. Stream j of N "
+        f"back, until a stream has {settings.sizes.stream_s:g} s of audio (*{HALF_SILENT}*: "
+        "each clip's silence after it lengthened by the clip's own duration, so about half "
+        "of the stream is silence, like dictation). Stream j of N "
         "starts at clip j × (clips ÷ N) and "
         f"j × {START_SPREAD_S:g} s ÷ N after the first stream.",
         f"Server: one `asrserve serve` per partial model (`ASRSERVE_PARTIAL_MODEL`), final "
@@ -889,14 +1060,36 @@ def _setup_lines(
         f"protocol in `2pass` mode with `svs_lang` `{LANGUAGE}`, 16 kHz s16le PCM in "
         f"{FRAME_S * 1000:.0f} ms frames, frame k due at the stream's start + k × "
         f"{FRAME_S * 1000:.0f} ms (a wall-clock schedule, as a microphone delivers them).",
-        f"Offline baseline: every clip once through `POST /v1/audio/transcriptions` "
-        f"(language `{LANGUAGE}`, same server and model) in this run.",
+        f"Offline baselines: every clip once through `POST /v1/audio/transcriptions` "
+        f"(language `{LANGUAGE}`, same server and model) in this run (*offline WER*), and "
+        "once through faster-whisper's own `WhisperModel.transcribe` (beam 5, no VAD, the "
+        "same model directory, in the benchmark's process: *faster-whisper WER*).",
+        *_peer_lines(settings),
         f"Sessions: {settings.sizes.sessions} 2pass sessions one after another on each "
         f"server after its levels, each {session_audio}, sent as fast as the socket takes it.",
         f"Machine: {machine}.",
         f"Versions: {versions}.",
     )
     return "\n".join(f"- {line}" for line in lines)
+
+
+def _peer_lines(settings: BenchSettings) -> tuple[str, ...]:
+    if "whisperlive" not in settings.peers:
+        return ()
+    from bench import whisperlive
+
+    return (
+        f"Peer: {whisperlive.NAME} (`{whisperlive.PACKAGE}`, faster-whisper backend, in its own "
+        f"environment with {', '.join(f'`{r}`' for r in whisperlive.SERVER_REQUIREMENTS)}), "
+        f"the same `{MODEL}` directory on {DEVICE} int8, one model shared by all clients "
+        "(`single_model`), its other settings the defaults; the same streams through its "
+        "protocol (s16le frames, `END_OF_AUDIO`). Its final: a segment it marks `completed`; "
+        "its first partial: the first segment of the clip it sends. The last segment of a "
+        "stream is never completed before the stream closes, so the last clip of each stream "
+        "takes the last live text as its final. Its live text is not an utterance so far, so "
+        "its partial WER is not computed; *stream WER* (each stream's finals joined against "
+        "its clips' texts joined) does not charge segments that straddle two clips twice.",
+    )
 
 
 def _sessions_and_errors(levels: Sequence[Level], sessions: Sequence[Sessions]) -> str:
@@ -932,7 +1125,8 @@ def render_report(
 ) -> str:
     bound = settings.rt_bound_s
     largest = "; ".join(
-        f"`{model}` {_largest_text(levels, model, bound)}" for model in settings.partial_models
+        f"`{series}` {_largest_text(levels, series, bound)}"
+        for series in dict.fromkeys(lv.series for lv in levels)
     )
     return f"""# Streaming benchmark
 
@@ -1038,6 +1232,18 @@ def _parser() -> argparse.ArgumentParser:
         help="Another server setting (the ASRSERVE_ name in lower case, without the prefix), "
         "e.g. partial_decode_workers=2; repeatable.",
     )
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"Comma list of {', '.join(WORKLOADS)} (default both): clips back to back, or "
+        "each followed by as much silence again.",
+    )
+    parser.add_argument(
+        "--peers",
+        default="whisperlive",
+        help="Comma list of other streaming servers measured on the same streams after "
+        "asrserve (default whisperlive: WhisperLive, in its own environment; '' for none).",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="Markdown report.")
     parser.add_argument(
         "--plot", type=Path, default=None, help="PNG plot (default: the output's name, .png)."
@@ -1067,6 +1273,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--sessions >= 0, --stream-seconds and --rt-bound > 0")
     if args.cpu_threads < 0 or args.decode_workers < 0:
         parser.error("--cpu-threads and --decode-workers >= 0")
+    args.workloads = tuple(dict.fromkeys(w.strip() for w in args.workloads.split(",") if w.strip()))
+    if not args.workloads or set(args.workloads) - set(WORKLOADS):
+        parser.error(f"--workloads takes a comma list of {', '.join(WORKLOADS)}")
     pairs = [item.partition("=") for item in args.setting]
     if any(not name or not sep for name, sep, _ in pairs):
         parser.error("--setting takes NAME=VALUE")
@@ -1084,25 +1293,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _run_levels(
     server: ServerProcess,
     model: str,
-    plans: dict[int, list[StreamPlan]],
+    plans: dict[tuple[str, int], list[StreamPlan]],
     offline: dict[str, str],
     settings: BenchSettings,
+    bare: dict[str, str],
 ) -> list[Level]:
     levels = []
-    for n in settings.sizes.n:
-        level = run_level(server, model, plans[n], offline, settings)
-        levels.append(level)
-        print(
-            f"{model} N={n}: first partial p50 {num(level.first_partial(0.5), 2)} s, "
-            f"final p50 {num(level.final(0.5), 2)} / p95 "
-            f"{num(level.final(0.95), 2)} s, final WER {level.final_wer:.2%}, "
-            f"CPU {level.cpu_percent_per_stream:.0f}%/stream, busy final "
-            f"{num(level.busy_percent(MODEL), 0)}% / partial "
-            f"{num(level.busy_percent(model), 0)}%, "
-            f"{len(level.errors)} errors, "
-            f"real time {'yes' if level.real_time(settings.rt_bound_s) else 'no'}"
-        )
+    for level_plans in plans.values():
+        levels.append(run_level(server, model, level_plans, offline, settings, bare))
+        _print_level(levels[-1], settings)
     return levels
+
+
+def _print_level(level: Level, settings: BenchSettings) -> None:
+    print(
+        f"{level.series} N={level.n}: first partial p50 "
+        f"{num(level.first_partial(0.5), 2)} s, final p50 {num(level.final(0.5), 2)} / p95 "
+        f"{num(level.final(0.95), 2)} s, final WER {level.final_wer:.2%} (streams "
+        f"{level.stream_wer:.2%}), CPU {level.cpu_percent_per_stream:.0f}%/stream, busy final "
+        f"{num(level.busy_percent(MODEL), 0)}% / partial "
+        f"{num(level.busy_percent(level.partial_model), 0)}%, {len(level.errors)} errors, "
+        f"real time {'yes' if level.real_time(settings.rt_bound_s) else 'no'}",
+        flush=True,
+    )
 
 
 def _run_sessions_printed(
@@ -1127,12 +1340,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         decode_workers=args.decode_workers,
         rt_bound_s=args.rt_bound,
         server_settings=args.server_settings,
+        peers=tuple(p.strip() for p in args.peers.split(",") if p.strip()),
+        workloads=args.workloads,
     )
     started = datetime.now(UTC)
     machine = machine_description()  # before any work, so the load average is the machine's own
     speeches = load_speech(settings.subset)
     shortest = min(speeches, key=lambda s: s.clip.duration)
-    plans = {n: plan_level(speeches, n, settings.sizes.stream_s) for n in settings.sizes.n}
+    plans = {
+        (workload, n): plan_level(speeches, n, settings.sizes.stream_s, workload)
+        for workload in settings.workloads
+        for n in settings.sizes.n
+    }
     used = {p.clip.id: p.clip for level in plans.values() for plan in level for p in plan.plays}
     print(
         f"{len(speeches)} clips; streams {', '.join(map(str, settings.sizes.n))} of "
@@ -1142,6 +1361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     levels: list[Level] = []
     sessions: list[Sessions] = []
     offline: dict[str, str] = {}
+    bare = transcribe_bare(list(used.values()))
+    print(f"faster-whisper baseline: {len(bare)} clips", flush=True)
     with tempfile.TemporaryDirectory(prefix="asrserve-bench-streaming-") as scratch:
         for model in settings.partial_models:
             server = serve(Path(scratch), model, settings)
@@ -1151,11 +1372,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     offline = transcribe_offline(server, list(used.values()))
                     print(f"offline baseline: {len(offline)} clips")
                 warm_streams(server, shortest, settings)
-                levels += _run_levels(server, model, plans, offline, settings)
+                levels += _run_levels(server, model, plans, offline, settings, bare)
                 if settings.sizes.sessions:
                     sessions.append(_run_sessions_printed(server, model, shortest, settings))
             finally:
                 server.stop()
+        for peer in settings.peers:
+            levels += run_peer(peer, Path(scratch), plans, offline, bare, shortest, settings)
     print()
     print(latency_table(levels, settings.rt_bound_s))
     print()
