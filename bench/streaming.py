@@ -282,6 +282,9 @@ class StreamProtocol:
     connect: Callable[[str, StreamRun], Awaitable[websockets.ClientConnection]]
     receive: Callable[[websockets.ClientConnection, StreamRun], Coroutine[Any, Any, None]]
     end: str | bytes
+    settle: Callable[[StreamRun, float], Awaitable[None]] | None = None
+    """Awaited after the last frame, before the end message (at most the drain timeout): for
+    a server that stops decoding at the end message, the time to catch up first."""
 
 
 async def _funasr_connect(url: str, run: StreamRun) -> websockets.ClientConnection:
@@ -321,6 +324,8 @@ async def play_stream(
                     await asyncio.sleep(delay)
                 await ws.send(pcm[offset : offset + frame_bytes])
                 run.send_lag_s = max(run.send_lag_s, time.monotonic() - due)
+            if protocol.settle is not None:
+                await protocol.settle(run, drain_timeout_s)
             await ws.send(protocol.end)
             try:
                 await asyncio.wait_for(reader, drain_timeout_s)
@@ -591,11 +596,24 @@ def run_level(
     settings: BenchSettings,
     bare: dict[str, str] | None = None,
 ) -> Level:
+    wait_until_idle(server)
     return measure_level(
         Target(partial_model, server.proc.pid, ws_url(server), FUNASR, match_clips,
                lambda: model_busy(server)),
         plans, offline, settings, bare,
     )  # fmt: skip
+
+
+def wait_until_idle(server: ServerProcess, timeout_s: float = 300.0) -> None:
+    """Until no stream is open and the live load is back to normal: a level starts on a
+    server that has finished (or dropped) the last level's work."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready = httpx.get(f"{server.url}/ready", timeout=30).json()
+        if not ready.get("streams_active") and not ready.get("stream_load_level"):
+            return
+        time.sleep(0.5)
+    print(f"the server was still busy {timeout_s:g} s after the last level", flush=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -692,6 +710,7 @@ def run_sessions(
     server: ServerProcess, partial_model: str, speech: Speech, settings: BenchSettings
 ) -> Sessions:
     """Short 2pass sessions one after another, the audio sent as fast as the socket takes it."""
+    wait_until_idle(server)
     plan = plan_stream([speech], 0, 0.0, "session")
     marks = set(checkpoints(settings.sizes.sessions))
     rss: dict[int, float] = {}
@@ -1066,7 +1085,8 @@ def _setup_lines(
         "same model directory, in the benchmark's process: *faster-whisper WER*).",
         *_peer_lines(settings),
         f"Sessions: {settings.sizes.sessions} 2pass sessions one after another on each "
-        f"server after its levels, each {session_audio}, sent as fast as the socket takes it.",
+        f"server after its levels, each {session_audio}, sent as fast as the socket takes it. "
+        "Each level starts once the server has no stream open and its load level is normal.",
         f"Machine: {machine}.",
         f"Versions: {versions}.",
     )
@@ -1083,7 +1103,9 @@ def _peer_lines(settings: BenchSettings) -> tuple[str, ...]:
         f"environment with {', '.join(f'`{r}`' for r in whisperlive.SERVER_REQUIREMENTS)}), "
         f"the same `{MODEL}` directory on {DEVICE} int8, one model shared by all clients "
         "(`single_model`), its other settings the defaults; the same streams through its "
-        "protocol (s16le frames, `END_OF_AUDIO`). Its final: a segment it marks `completed`; "
+        "protocol (s16le frames, `END_OF_AUDIO` once its output has not changed for "
+        f"{whisperlive.QUIET_S:g} s after the last frame, as it stops decoding at "
+        "`END_OF_AUDIO`). Its final: a segment it marks `completed`; "
         "its first partial: the first segment of the clip it sends. The last segment of a "
         "stream is never completed before the stream closes, so the last clip of each stream "
         "takes the last live text as its final. Its live text is not an utterance so far, so "

@@ -11,7 +11,8 @@ stream after every re-decode; a segment marked `completed` no longer changes (th
 last one, not completed, is the live text (the partial). A segment completes once speech after
 it has been decoded, or after its text repeated `same_output_threshold` times: the last one of
 a stream never completes before `END_OF_AUDIO` closes the stream, so the stream's last clip
-takes its final text (not a latency) from the last live text.
+takes its final from the last live text. It decodes only until `END_OF_AUDIO`, so each stream
+waits after its last frame until what it sends has stopped changing (`QUIET_S`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ TranscriptionServer().run("127.0.0.1", port, backend="faster_whisper",
     max_connection_time=3600)
 """
 END_OF_AUDIO = b"END_OF_AUDIO"
+QUIET_S = 4.0
 
 
 def ensure_venv(venv: Path = DEFAULT_VENV) -> Path:
@@ -162,7 +164,19 @@ async def _connect(url: str, run: StreamRun) -> websockets.ClientConnection:
     return ws
 
 
-PROTOCOL = StreamProtocol(_connect, _receive, END_OF_AUDIO)
+async def _settle(run: StreamRun, timeout_s: float) -> None:
+    """Waits until what it sends has stopped changing for `QUIET_S`: it decodes what it has
+    buffered only until `END_OF_AUDIO`, where asrserve decodes everything it was sent."""
+    deadline = time.monotonic() + timeout_s
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < QUIET_S:
+        current = run.messages[-1][1]["segments"] if run.messages else None
+        if current != last:
+            last, since = current, time.monotonic()
+        await asyncio.sleep(0.1)
+
+
+PROTOCOL = StreamProtocol(_connect, _receive, END_OF_AUDIO, _settle)
 
 
 @dataclass(frozen=True, slots=True)

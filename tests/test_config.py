@@ -135,3 +135,16 @@ def test_the_partial_model_has_the_models_layout_unless_given_its_own(
     partial = load_settings().partial_engine_settings()
     assert (partial.decode_workers, partial.cpu_threads) == (2, 1)
     assert load_settings().engine_settings().decode_workers == 3
+
+
+def test_language_partial_models_are_language_model_pairs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ASRSERVE_LANGUAGE_PARTIAL_MODELS", "ko=vosk-ko, es=whisper-base")
+    options = load_settings().stream_options()
+    assert options.language_partial_models == {"ko": "vosk-ko", "es": "whisper-base"}
+    # The final model serves its own partials without a second copy or its own layout.
+    assert options.partial_models == {"whisper-tiny.en", "vosk-ko"}
+    monkeypatch.setenv("ASRSERVE_LANGUAGE_PARTIAL_MODELS", "ko")
+    with pytest.raises(ValidationError, match="language=model"):
+        load_settings()

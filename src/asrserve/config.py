@@ -303,6 +303,11 @@ class Settings(BaseSettings):
         Into(StreamServerOptions, "partial_model"),
         description="Live partials: whisper-tiny.en or pocketsphinx-en.",
     )
+    language_partial_models: Annotated[dict[str, str], NoDecode] = _setting(
+        Into(StreamServerOptions, "language_partial_models", dict, dict),
+        description="Live partial models by stream language (ko=vosk-ko,es=whisper-base); "
+        "a language partial_model cannot decode gets the final model's.",
+    )
     max_streams: int | Literal["auto"] = _setting(
         Into(StreamServerOptions, "max_streams", _auto_is_none, _none_is_auto),
         description="Open WebSocket streams at most; auto: as many as keep up with real time "
@@ -346,6 +351,16 @@ class Settings(BaseSettings):
         if isinstance(value, str | list | tuple):
             return list(parse_languages(value))
         return value
+
+    @field_validator("language_partial_models", mode="before")
+    @classmethod
+    def _language_map(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+        if any(not sep or not lang.strip() or not model.strip() for lang, sep, model in pairs):
+            raise ValueError("language_partial_models takes language=model pairs, e.g. ko=vosk-ko")
+        return {lang.strip(): model.strip() for lang, _, model in pairs}
 
     @field_validator("api_keys", "cors_origins", "models_served", mode="before")
     @classmethod

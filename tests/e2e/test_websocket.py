@@ -153,6 +153,27 @@ def test_without_svs_lang_each_stream_detects_its_language(
     assert word_errors([spanish.text], [text], language="es").rate < 0.5, text
 
 
+def test_a_spanish_stream_gets_live_text_from_the_multilingual_model(
+    server: ServerProcess, dev_set: Path
+) -> None:
+    # The partial model, whisper-tiny.en, cannot decode Spanish: a stream that says it speaks
+    # Spanish gets its partials from the final model. Before, it got no partials in 2pass
+    # mode, and online mode, whose finals come from the partial decoder, failed the stream.
+    spanish = load_subset("es", dev_set)[0]
+    spoken = config(svs_lang="es")
+    messages = run(session(ws_url(server), spoken, pcm_of(spanish), pace=0.06))
+    assert not [m for m in messages if "code" in m], messages
+    assert messages[0]["mode"] == "2pass-online", "a partial arrives before any final"
+    live = [m["utterance_text"] for m in messages if m["mode"] == "2pass-online"]
+    assert any(text.strip() for text in live), live
+    text = " ".join(m["text"] for m in finals(messages, "2pass-offline"))
+    assert word_errors([spanish.text], [text], language="es").rate < 0.5, text
+    online = run(session(ws_url(server), config(mode="online", svs_lang="es"), pcm_of(spanish)))
+    assert not [m for m in online if "code" in m], online
+    appended = "".join(m["text"] for m in online[:-1] if m["text"])
+    assert word_errors([spanish.text], [appended], language="es").rate < 0.6, appended
+
+
 def test_unknown_keys_and_a_config_sent_mid_session_are_ignored(
     server: ServerProcess, jfk: Clip
 ) -> None:

@@ -121,7 +121,11 @@ def test_cancelled_chunks_are_not_decoded() -> None:
     blocker = batcher.submit(seconds(1), DecodeOptions())
     time.sleep(0.1)
     doomed = batcher.submit(seconds(7), DecodeOptions())
+    time.sleep(0.05)
+    assert batcher.lag_s() > 0
     assert doomed.cancel()
+    # Cancelled work does not keep the model "behind" (the live load reads this).
+    assert batcher.lag_s() == 0.0 and batcher.pending == 1
     gate.set()
     blocker.result(5)
     batcher.submit(seconds(1), DecodeOptions()).result(5)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from concurrent.futures import Future
 
 import pytest
 
-from asrserve.engine import Partial
+from asrserve.engine import Partial, PendingFinal, Segment
 from asrserve.ws.protocol import DeltaTracker, ProtocolError, is_end_message, parse_text_frame
+from asrserve.ws.server import drop_unsent_finals
 
 
 def appended(hypotheses: list[str], final: str) -> str:
@@ -108,3 +111,19 @@ def test_a_config_frame_takes_funasr_spellings_and_ignores_unknown_keys() -> Non
     assert config.chunk_size == [5, 10, 5]
     assert len(config.wav_name) == 256
     assert config.is_pcm
+
+
+def test_a_closed_streams_unsent_finals_are_cancelled_not_decoded() -> None:
+    queued: Future[list[Segment]] = Future()
+    decoding: Future[list[Segment]] = Future()
+    assert decoding.set_running_or_notify_cancel()  # a worker has it: too late to stop
+    events: asyncio.Queue[tuple[PendingFinal | Partial, bool] | None] = asyncio.Queue()
+    for item in (
+        (PendingFinal(0, 0.0, 1.0, decoding), False),
+        (Partial(1, "so far", 1.0, 1.5), False),
+        (PendingFinal(1, 1.0, 2.0, queued), False),
+        None,
+    ):
+        events.put_nowait(item)
+    assert drop_unsent_finals(events) == 1
+    assert queued.cancelled() and not decoding.cancelled() and events.empty()

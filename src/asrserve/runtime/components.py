@@ -48,7 +48,9 @@ def build_registry(
         on_load=on_load,
         idle_ttl_s=None if pinned is None else (settings.model_idle_ttl_s or None),
         pinned=pinned or (),
-        engine_settings_of={settings.partial_model: settings.partial_engine_settings()},
+        engine_settings_of=dict.fromkeys(
+            settings.stream_options().partial_models, settings.partial_engine_settings()
+        ),
     )
 
 

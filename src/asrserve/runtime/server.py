@@ -63,8 +63,9 @@ def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def start() -> AsyncIterator[Services]:
+        stream_options = settings.stream_options()
         registry = build_registry(
-            settings, metrics, pinned={options.default_model, settings.partial_model}
+            settings, metrics, pinned={options.default_model, *stream_options.partial_models}
         )
         store = build_job_store(job_options)
         queue = build_job_queue(job_options, store, registry, metrics)
@@ -76,7 +77,7 @@ def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
         )
         admission = Admission(options.max_concurrent_requests, options.max_waiting_requests)
         watch_jobs(metrics, registry, store)
-        streams = StreamServer(registry, settings.stream_options(), metrics, drain)
+        streams = StreamServer(registry, stream_options, metrics, drain)
         drain.add(streams.closed)
         services = Services(
             options=options,

@@ -19,7 +19,11 @@ AUTO_MAX_STREAMS = 256
 class StreamServerOptions:
     final_model: str = DEFAULT_MODEL
     partial_model: str = DEFAULT_PARTIAL_MODEL
-    """Cheap model for live partials: a Whisper name (re-decoding) or pocketsphinx-en."""
+    """Cheap model for live partials: a Whisper name (re-decoding) or pocketsphinx-en. A
+    stream in a language it cannot decode gets its partials from `language_partial_models`,
+    or else from the final model (greedy, in fitted windows)."""
+    language_partial_models: dict[str, str] = field(default_factory=dict)
+    """Partial models by stream language (`{"ko": "vosk-ko"}`), before `partial_model`."""
     max_streams: int | None = None
     """Open streams at most; None (`auto`): as many as the live load admits (`load`), up to
     `AUTO_MAX_STREAMS`."""
@@ -29,3 +33,9 @@ class StreamServerOptions:
     limits: AudioLimits = field(default_factory=AudioLimits)
     streaming: StreamingOptions = field(default_factory=StreamingOptions)
     load: LoadOptions = field(default_factory=LoadOptions)
+
+    @property
+    def partial_models(self) -> frozenset[str]:
+        """Every model a stream's partials may come from, the final model aside."""
+        names = {self.partial_model, *self.language_partial_models.values()}
+        return frozenset(names - {self.final_model})

@@ -123,7 +123,7 @@ class StreamServer:
 
     def _lag(self) -> float:
         """How far behind the models the live path uses are (HTTP requests share them)."""
-        names = (self.options.final_model, self.options.partial_model)
+        names = {self.options.final_model, *self.options.partial_models}
         return max(
             (m.batcher.lag_s() for m in self.registry.loaded() if m.name in names), default=0.0
         )
@@ -191,6 +191,18 @@ class StreamServer:
             self.active -= 1
             if not self.active:
                 self._none_active.set()
+
+
+def drop_unsent_finals(events: asyncio.Queue[tuple[PendingFinal | Partial, bool] | None]) -> int:
+    """Cancels the decodes of a closed stream's finals still queued, and says how many it
+    stopped: left to run, the finals of streams closed by overload keep the models behind
+    (and new streams refused) for as long as they take, with nobody to send them to."""
+    dropped = 0
+    while not events.empty():
+        item = events.get_nowait()
+        if item is not None and isinstance(item[0], PendingFinal) and item[0].future.cancel():
+            dropped += 1
+    return dropped
 
 
 async def _send(websocket: WebSocket, message: dict[str, Any]) -> bool:
@@ -360,8 +372,7 @@ class Connection:
         )
 
     def _partials(self, mode: Mode, decode: DecodeOptions) -> PartialDecoder:
-        name = self.server.options.partial_model
-        self.partial_model = self.server.registry.acquire(name)
+        self.partial_model = self._partial_model_for(decode.language)
         engine = self.partial_model.engine
         if isinstance(engine, IncrementalEngine):
             # Incremental engines: online finals come from their own end-of-utterance pass.
@@ -375,6 +386,19 @@ class Connection:
             final_beam_size=streaming.online_final_beam_size,
             pace=self.server.load,
         )
+
+    def _partial_model_for(self, language: str | None) -> LoadedModel:
+        """The stream language's own partial model, else the partial model if it decodes the
+        language, else the final model: multilingual, and checked against the language at the
+        stream's start. A stream with no language gets the partial model's (English) text."""
+        options, registry = self.server.options, self.server.registry
+        name = options.language_partial_models.get(language or "", options.partial_model)
+        model = registry.acquire(name)
+        decodes = model.engine.info.languages
+        if language is None or decodes is None or language in decodes:
+            return model
+        registry.release(model)
+        return registry.acquire(options.final_model)
 
     async def _on_audio(self, frame: bytes) -> None:
         if self.config is None or self.session is None:
@@ -570,6 +594,11 @@ class Connection:
             self.sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.sender
+        if dropped := drop_unsent_finals(self.events):
+            log.info(
+                "finals nobody will read dropped",
+                extra={"wav_name": self.wav_name, "count": dropped},
+            )
         if self.session is not None:
             await anyio.to_thread.run_sync(self.session.close)
         for model in (self.final_model, self.partial_model):
