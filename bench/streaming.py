@@ -1211,7 +1211,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Latency, accuracy and cost of N concurrent real-time WebSocket streams.",
     )
     parser.add_argument(
-        "--n", default=None, help="Comma list of stream counts (default 1,2,4,8; quick 1,2)."
+        "--n", default=None, help="Comma list of stream counts (default 1,2,4,8,16; quick 1,2)."
     )
     parser.add_argument(
         "--partial-models",
@@ -1234,26 +1234,7 @@ def _parser() -> argparse.ArgumentParser:
         "--rt-bound", type=float, default=3.0, help="Real time: p95 final latency bound in s."
     )
     parser.add_argument("--subset", default="en", help="Development set subset (default en).")
-    parser.add_argument(
-        "--cpu-threads",
-        type=int,
-        default=0,
-        help="Threads per decode worker (default 0: the server shares the cores among them).",
-    )
-    parser.add_argument(
-        "--decode-workers",
-        type=int,
-        default=0,
-        help="Batches each model decodes at once (default 0: the server's choice).",
-    )
-    parser.add_argument(
-        "--setting",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="Another server setting (the ASRSERVE_ name in lower case, without the prefix), "
-        "e.g. partial_decode_workers=2; repeatable.",
-    )
+    _add_server_arguments(parser)
     parser.add_argument(
         "--workloads",
         default=",".join(WORKLOADS),
@@ -1279,6 +1260,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the asrserve servers run."""
+    parser.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=0,
+        help="Threads per decode worker (default 0: the server shares the cores among them).",
+    )
+    parser.add_argument(
+        "--decode-workers",
+        type=int,
+        default=0,
+        help="Batches each model decodes at once (default 0: the server's choice).",
+    )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Another server setting (the ASRSERVE_ name in lower case, without the prefix), "
+        "e.g. partial_decode_workers=2; repeatable.",
+    )
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -1295,6 +1300,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--sessions >= 0, --stream-seconds and --rt-bound > 0")
     if args.cpu_threads < 0 or args.decode_workers < 0:
         parser.error("--cpu-threads and --decode-workers >= 0")
+    args.peers = tuple(p.strip() for p in args.peers.split(",") if p.strip())
     args.workloads = tuple(dict.fromkeys(w.strip() for w in args.workloads.split(",") if w.strip()))
     if not args.workloads or set(args.workloads) - set(WORKLOADS):
         parser.error(f"--workloads takes a comma list of {', '.join(WORKLOADS)}")
@@ -1352,34 +1358,11 @@ def _run_sessions_printed(
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    settings = BenchSettings(
-        partial_models=args.partial_models,
-        sizes=args.sizes,
-        subset=args.subset,
-        cpu_threads=args.cpu_threads,
-        decode_workers=args.decode_workers,
-        rt_bound_s=args.rt_bound,
-        server_settings=args.server_settings,
-        peers=tuple(p.strip() for p in args.peers.split(",") if p.strip()),
-        workloads=args.workloads,
-    )
-    started = datetime.now(UTC)
-    machine = machine_description()  # before any work, so the load average is the machine's own
-    speeches = load_speech(settings.subset)
-    shortest = min(speeches, key=lambda s: s.clip.duration)
-    plans = {
-        (workload, n): plan_level(speeches, n, settings.sizes.stream_s, workload)
-        for workload in settings.workloads
-        for n in settings.sizes.n
-    }
+def measure_all(
+    settings: BenchSettings, plans: dict[tuple[str, int], list[StreamPlan]], shortest: Speech
+) -> tuple[list[Level], list[Sessions], dict[str, str]]:
+    """Every level on every asrserve server, then on every peer; the offline baseline."""
     used = {p.clip.id: p.clip for level in plans.values() for plan in level for p in plan.plays}
-    print(
-        f"{len(speeches)} clips; streams {', '.join(map(str, settings.sizes.n))} of "
-        f"{settings.sizes.stream_s:g} s; partial models {', '.join(settings.partial_models)}; "
-        f"{settings.sizes.sessions} sequential sessions"
-    )
     levels: list[Level] = []
     sessions: list[Sessions] = []
     offline: dict[str, str] = {}
@@ -1392,7 +1375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warm_up(server, shortest.clip)
                 if not offline:
                     offline = transcribe_offline(server, list(used.values()))
-                    print(f"offline baseline: {len(offline)} clips")
+                    print(f"offline baseline: {len(offline)} clips", flush=True)
                 warm_streams(server, shortest, settings)
                 levels += _run_levels(server, model, plans, offline, settings, bare)
                 if settings.sizes.sessions:
@@ -1401,6 +1384,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                 server.stop()
         for peer in settings.peers:
             levels += run_peer(peer, Path(scratch), plans, offline, bare, shortest, settings)
+    return levels, sessions, offline
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = BenchSettings(
+        partial_models=args.partial_models,
+        sizes=args.sizes,
+        subset=args.subset,
+        cpu_threads=args.cpu_threads,
+        decode_workers=args.decode_workers,
+        rt_bound_s=args.rt_bound,
+        server_settings=args.server_settings,
+        peers=args.peers,
+        workloads=args.workloads,
+    )
+    started = datetime.now(UTC)
+    machine = machine_description()  # before any work, so the load average is the machine's own
+    speeches = load_speech(settings.subset)
+    shortest = min(speeches, key=lambda s: s.clip.duration)
+    plans = {
+        (workload, n): plan_level(speeches, n, settings.sizes.stream_s, workload)
+        for workload in settings.workloads
+        for n in settings.sizes.n
+    }
+    print(
+        f"{len(speeches)} clips; streams {', '.join(map(str, settings.sizes.n))} of "
+        f"{settings.sizes.stream_s:g} s; partial models {', '.join(settings.partial_models)}; "
+        f"{settings.sizes.sessions} sequential sessions"
+    )
+    levels, sessions, offline = measure_all(settings, plans, shortest)
     print()
     print(latency_table(levels, settings.rt_bound_s))
     print()

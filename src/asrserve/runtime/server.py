@@ -33,6 +33,7 @@ from asrserve.api.auth import ApiKeys
 from asrserve.api.deps import Services
 from asrserve.api.service import TranscriptionService
 from asrserve.config import Settings
+from asrserve.engine import ModelRegistry
 from asrserve.jobs import JobService
 from asrserve.jobs.options import SQLITE_STORE, JobOptions
 from asrserve.observability.metrics import Metrics
@@ -92,10 +93,7 @@ def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
         )
         try:
             if options.preload:
-                # Loaded before the server reports ready, so no request pays for it.
-                await anyio.to_thread.run_sync(
-                    lambda: registry.release(registry.acquire(options.default_model))
-                )
+                await preload(registry, options.default_model)
             # Started after the model is in: jobs a crash left running resume now.
             queue.start()
             log.info("job backends", extra=job_options.describe())
@@ -110,6 +108,11 @@ def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
                 lock.release()
 
     return create_api(options, metrics, start)
+
+
+async def preload(registry: ModelRegistry, name: str) -> None:
+    """Loads the model before the server reports ready, so no request pays for it."""
+    await anyio.to_thread.run_sync(lambda: registry.release(registry.acquire(name)))
 
 
 def embedded_runner_lock(job_options: JobOptions) -> DataDirLock | None:
