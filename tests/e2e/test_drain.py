@@ -30,7 +30,7 @@ from websockets.typing import Subprotocol
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.processes import ServerProcess, start_server
 from asrserve.evaluation.wer import word_errors
-from tests.support.funasr import FRAME, config, pcm_of
+from tests.support.funasr import FRAME, config, pcm_of, ws_url
 
 SECOND = 32000  # bytes of s16le at 16 kHz
 WAIT_S = 120.0  # for anything the server does: far more than it needs
@@ -115,10 +115,6 @@ async def refused(url: str) -> tuple[dict[str, Any], int | None, str]:
 
 def local_address(response: httpx.Response) -> Any:
     return response.extensions["network_stream"].get_extra_info("client_addr")
-
-
-def ws_url(server: ServerProcess) -> str:
-    return server.url.replace("http://", "ws://") + "/"
 
 
 @pytest.fixture

@@ -31,12 +31,9 @@ from asrserve.cli.stream import StreamError, stream_audio
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.processes import ServerProcess, free_port
 from asrserve.evaluation.wer import word_errors
+from tests.support.funasr import ws_url
 
 FINAL_LINE = re.compile(r"^\[(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d)\.(\d{3})\] (.+)$")
-
-
-def ws_url(server: ServerProcess) -> str:
-    return server.url.replace("http://", "ws://") + "/"
 
 
 def run_stream(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

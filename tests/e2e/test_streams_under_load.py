@@ -13,12 +13,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.processes import ServerProcess
 from asrserve.evaluation.wer import word_errors
-from tests.support.funasr import config, finals, pcm_of, session
+from tests.support.funasr import config, finals, pcm_of, session, ws_url
 
 HOG_LIMIT_S = 300
 """A hog ends by itself after this, should the test that started it be killed."""
@@ -40,19 +39,11 @@ def cpu_hog() -> Iterator[None]:
             hog.wait(10)
 
 
-def ws_url(server: ServerProcess) -> str:
-    return server.url.replace("http://", "ws://") + "/"
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
 def test_2pass_partials_come_first_and_finals_stay_right_under_a_cpu_hog(
     server: ServerProcess, jfk: Clip
 ) -> None:
     with cpu_hog():
-        messages = run(session(ws_url(server), config(), pcm_of(jfk), pace=0.06))
+        messages = asyncio.run(session(ws_url(server), config(), pcm_of(jfk), pace=0.06))
     assert not [m for m in messages if "code" in m], messages
     assert messages[0]["mode"] == "2pass-online", "a partial arrives before any final"
     text = " ".join(m["text"] for m in finals(messages, "2pass-offline"))
@@ -64,8 +55,8 @@ def test_online_and_offline_modes_finish_right_under_a_cpu_hog(
     server: ServerProcess, jfk: Clip
 ) -> None:
     with cpu_hog():
-        online = run(session(ws_url(server), config(mode="online"), pcm_of(jfk), pace=0.03))
-        offline = run(session(ws_url(server), config(mode="offline"), pcm_of(jfk)))
+        online = asyncio.run(session(ws_url(server), config(mode="online"), pcm_of(jfk), pace=0.03))
+        offline = asyncio.run(session(ws_url(server), config(mode="offline"), pcm_of(jfk)))
     for messages in (online, offline):
         assert not [m for m in messages if "code" in m], messages
         assert messages[-1]["is_end"] is True

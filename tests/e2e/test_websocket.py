@@ -24,12 +24,8 @@ from asrserve.engine import decode
 from asrserve.evaluation.devset import Clip, load_subset
 from asrserve.evaluation.processes import ServerProcess, start_server
 from asrserve.evaluation.wer import word_errors
-from tests.support.funasr import FRAME, config, finals, pcm_of, session
+from tests.support.funasr import FRAME, config, finals, pcm_of, session, ws_url
 from tests.support.media import encode
-
-
-def ws_url(server: ServerProcess) -> str:
-    return server.url.replace("http://", "ws://") + "/"
 
 
 def run(coro: Any) -> Any:

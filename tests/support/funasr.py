@@ -15,8 +15,14 @@ from websockets.typing import Subprotocol
 from asrserve.engine import decode
 from asrserve.engine.audio import float32_to_pcm16, resample
 from asrserve.evaluation.devset import Clip
+from asrserve.evaluation.processes import ServerProcess
 
 FRAME = 1920  # bytes: 60 ms of 16 kHz s16le, what FunASR's clients send
+
+
+def ws_url(server: ServerProcess) -> str:
+    """Where the server takes streams (FunASR's clients connect to the root path)."""
+    return server.url.replace("http://", "ws://") + "/"
 
 
 def config(**overrides: Any) -> str:
