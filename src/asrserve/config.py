@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -37,10 +37,13 @@ from asrserve.jobs.options import JobOptions
 from asrserve.ws.load import LoadOptions
 from asrserve.ws.options import StreamServerOptions
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 CONFIG_ENV = "ASRSERVE_CONFIG"
 _MIB = 1024 * 1024
 _HOUR = 3600.0
-Options = TypeVar("Options")
+Options = TypeVar("Options", bound="DataclassInstance")
 
 # The file given with --config, for the duration of one load_settings call: pydantic-settings
 # asks for its sources through a classmethod, and the process environment must not be changed.
@@ -398,7 +401,7 @@ class Settings(BaseSettings):
         values = {
             m.name: m.to_option(getattr(self, s)) for s, m in self.marks() if m.owner is owner
         }
-        missing = {f.name for f in fields(owner)} - values.keys() - nested.keys()  # type: ignore[arg-type]
+        missing = {f.name for f in fields(owner)} - values.keys() - nested.keys()
         if missing - _UNSET.get(owner, set()):
             raise TypeError(f"{owner.__name__} fields no setting fills: {sorted(missing)}")
         return owner(**values, **nested)
