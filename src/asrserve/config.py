@@ -120,6 +120,9 @@ _UNSET: dict[type, set[str]] = {
         "finals_only_lag_s",
         "refuse_lag_s",
         "hold_s",
+        "capacity_busy_share",
+        "capacity_window_s",
+        "capacity_min_audio_s",
     },
     JobOptions: {"queue_name"},
 }

@@ -286,6 +286,10 @@ def test_four_concurrent_streams_are_all_right(
     assert batches < items, (batches, items)
     # Each batch's decode time is counted: how busy the model was, which capacity reads.
     assert timed == batches and busy_s > 0, (timed, batches, busy_s)
+    # Over 30 s of stream audio heard: the capacity from live RTF is known, and shown.
+    capacity = httpx.get(f"{server.url}/ready", timeout=30).json()["streams_capacity"]
+    assert isinstance(capacity, int) and capacity >= 0, capacity
+    assert "asrserve_stream_capacity " in httpx.get(f"{server.url}/metrics", timeout=30).text
 
 
 def batch_totals(server: ServerProcess, model: str) -> tuple[float, float, float, float]:

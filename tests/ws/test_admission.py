@@ -13,7 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from asrserve.engine import ModelRegistry
 from asrserve.observability.metrics import Metrics
-from asrserve.ws.load import LiveLoad
+from asrserve.ws.load import LiveLoad, StreamCapacity
 from asrserve.ws.options import StreamServerOptions
 from asrserve.ws.server import StreamServer
 
@@ -39,6 +39,7 @@ def refusal(lag_s: float, max_streams: int | None) -> tuple[dict[str, Any], int,
         NotDraining(),
     )  # fmt: skip
     server.load = LiveLoad(lambda: lag_s)
+    server.capacity = StreamCapacity(lambda: None)
     app = Starlette(routes=[WebSocketRoute("/", server.handle)])
     with TestClient(app) as client, client.websocket_connect("/") as ws:
         message = json.loads(ws.receive_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asrserve.ws.load import LiveLoad, LoadLevel, LoadOptions, StreamLag
+from asrserve.ws.load import LiveLoad, LoadLevel, LoadOptions, StreamCapacity, StreamLag
 
 
 class FakeClock:
@@ -102,3 +102,74 @@ def test_a_client_faster_than_real_time_is_not_behind_while_the_server_keeps_pac
     # A client that paused and came back late is due when its audio arrived.
     clock.now += 60.0
     assert lag.due(10.06) == clock.now
+
+
+class FakeModel:
+    """The final model's decode time so far, advanced by the test."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.busy_s = 0.0
+        self.workers = workers
+        self.loaded = True
+
+    def __call__(self) -> tuple[float, int] | None:
+        return (self.busy_s, self.workers) if self.loaded else None
+
+
+def serve(
+    capacity: StreamCapacity,
+    clock: FakeClock,
+    model: FakeModel,
+    *,
+    streams: int,
+    busy_share: float,
+    seconds: int,
+) -> None:
+    """`streams` real-time streams for `seconds`, 60 ms frames, with the model this busy."""
+    for _ in range(int(seconds / 0.06)):
+        clock.now += 0.06
+        model.busy_s += 0.06 * busy_share * model.workers
+        for _ in range(streams):
+            capacity.heard(0.06)
+
+
+def test_capacity_is_the_streams_that_fit_the_busy_share() -> None:
+    clock, model = FakeClock(), FakeModel()
+    capacity = StreamCapacity(model, clock=clock)
+    assert capacity.estimate() is None, "nothing heard yet"
+    serve(capacity, clock, model, streams=4, busy_share=0.41, seconds=5)
+    assert capacity.estimate() is None, "20 s of stream audio: too little to tell"
+    serve(capacity, clock, model, streams=4, busy_share=0.41, seconds=60)
+    # Each stream costs 10.25 % of the model; 45 % of it fits 4 of them.
+    assert capacity.estimate() == 4
+    # Half-silent streams cost half as much: twice as many fit.
+    serve(capacity, clock, model, streams=4, busy_share=0.205, seconds=61)
+    assert capacity.estimate() == 8
+
+
+def test_capacity_reads_the_last_minute_per_worker() -> None:
+    clock, model = FakeClock(), FakeModel(workers=2)
+    capacity = StreamCapacity(model, clock=clock)
+    serve(capacity, clock, model, streams=2, busy_share=0.9, seconds=60)
+    assert capacity.estimate() == 1, "45 % a stream, of two workers' time"
+    # Other work (HTTP requests) made the model busy then; now it is the streams alone.
+    serve(capacity, clock, model, streams=2, busy_share=0.1, seconds=90)
+    assert capacity.estimate() == 9
+    # Asked often (every scrape, every readiness probe), it keeps one sample a second.
+    for _ in range(10_000):
+        clock.now += 0.001
+        capacity.estimate()
+    assert len(capacity._samples) <= 62
+
+
+def test_capacity_is_unknown_while_the_model_is_not_loaded_or_never_busy() -> None:
+    clock, model = FakeClock(), FakeModel()
+    model.loaded = False
+    capacity = StreamCapacity(model, clock=clock)
+    serve(capacity, clock, model, streams=4, busy_share=0.4, seconds=60)
+    assert capacity.estimate() is None
+    model.loaded = True
+    serve(capacity, clock, model, streams=4, busy_share=0.0, seconds=60)
+    assert capacity.estimate() is None, "streams of silence cost no final"
+    with pytest.raises(ValueError):
+        LoadOptions(capacity_busy_share=0.0)

@@ -42,6 +42,10 @@ class Readiness(BaseModel):
     """0 normal, 1 fewer partials, 2 finals only, 3 new streams refused with server_busy. Only
     informative: HTTP requests are still served at every level, so readiness does not depend
     on it."""
+    streams_capacity: int | None = None
+    """Streams like the recent ones this server keeps real time for, estimated from live RTF
+    (the final model's busy share per stream over the last minute); null until streams have
+    sent enough audio. An estimate to plan replicas with: admission follows the live lag."""
 
 
 class Sentence(BaseModel):

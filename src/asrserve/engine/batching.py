@@ -86,6 +86,7 @@ class DynamicBatcher:
         self._closed = False
         self._finished = 0.0  # when the last batch was decoded (monotonic)
         self._busy = 0  # worker threads decoding a batch now
+        self._busy_s = 0.0  # worker-seconds spent decoding, all batches so far
         self._expected = 0
         """Chunks the next batch may expect: those that waited behind the last batch, plus
         one from each caller it answered (callers answered together send again together)."""
@@ -142,6 +143,12 @@ class DynamicBatcher:
             waiting = [item.enqueued for item in self._queue if not item.future.cancelled()]
             return max(0.0, time.monotonic() - min(waiting)) if waiting else 0.0
 
+    def busy_seconds(self) -> float:
+        """Worker-seconds spent decoding since the start, batches still running aside (with
+        `engine.info.workers` workers, `workers` seconds of it per second at most)."""
+        with self._cond:
+            return self._busy_s
+
     def close(self, timeout: float | None = 10.0) -> None:
         """Stop taking work, fail what was not started, wait for the running batches."""
         with self._cond:
@@ -161,12 +168,14 @@ class DynamicBatcher:
             batch = self._next_batch()
             if batch is None:
                 return
+            started = time.monotonic()
             try:
                 self._decode(batch)
             finally:
                 with self._cond:
                     self._busy -= 1
                     self._finished = time.monotonic()
+                    self._busy_s += self._finished - started
                     self._expected = len(self._queue) + len(batch)
                     self._cond.notify()  # a worker waiting beside this one may go now
 

@@ -41,6 +41,9 @@ class StreamStats:
     backlog_s: float
     """The most an open stream is behind its real-time schedule."""
     partials_skipped: int
+    capacity: int | None = None
+    """Streams like the recent ones the final model keeps real time for, from live RTF
+    (`ws.load.StreamCapacity`); None until enough stream audio was heard."""
 
 
 class _CallbackGauges(Collector):
@@ -116,6 +119,13 @@ def _stream_families(stats: StreamStats) -> Iterator[Metric]:
     )
     skipped.add_metric([], stats.partials_skipped)
     yield skipped
+    if stats.capacity is not None:
+        capacity = GaugeMetricFamily(
+            "asrserve_stream_capacity",
+            "Streams like the recent ones this server keeps real time for (from live RTF).",
+        )
+        capacity.add_metric([], stats.capacity)
+        yield capacity
 
 
 class Metrics:

@@ -8,11 +8,18 @@ streams give up, in order: some partials (each stream re-decodes less often), th
 
 A stream that still falls behind its own real-time schedule (`StreamLag`) is closed with a clear
 `server_overloaded` error (ws.server), never left to a keepalive timeout.
+
+How many streams the server has room for (`StreamCapacity`) is estimated from live RTF: the final
+model's busy share per second of stream audio over the last minute. It is shown, not enforced: the
+lag reacts within seconds to what the streams actually cost, and an estimate made under other load
+(HTTP requests, another process on the machine) would refuse streams the server could take.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -41,6 +48,14 @@ class LoadOptions:
     overloaded_lag_s: float = 15.0
     """A stream this far behind its own real-time schedule is closed with `server_overloaded`:
     its words would arrive too late to be live, and the backlog would only grow."""
+    capacity_busy_share: float = 0.45
+    """The final model's busy share at which streams still get their finals in time: on the
+    streaming benchmark (2 cores, whisper-base, 2026-12-03) N = 4 was real time at 41 % busy
+    (continuous speech) and N = 8 was not at 60 % (half silent) and 86 % (continuous)."""
+    capacity_window_s: float = 60.0
+    """The estimate reads the last this-many seconds..."""
+    capacity_min_audio_s: float = 30.0
+    """...once the streams sent at least this much audio in them (seconds, all streams)."""
 
     def __post_init__(self) -> None:
         steps = (self.fewer_partials_lag_s, self.finals_only_lag_s, self.refuse_lag_s)
@@ -48,6 +63,8 @@ class LoadOptions:
             raise ValueError("load thresholds must be positive and in increasing order")
         if self.partial_interval_factor < 1 or self.hold_s < 0 or self.overloaded_lag_s <= 0:
             raise ValueError("partial_interval_factor >= 1, hold_s >= 0, overloaded_lag_s > 0")
+        if not 0 < self.capacity_busy_share <= 1 or self.capacity_window_s <= 0:
+            raise ValueError("capacity_busy_share in (0, 1], capacity_window_s > 0")
 
 
 class LiveLoad:
@@ -144,3 +161,68 @@ class StreamLag:
         if not self._waiting:
             return 0.0
         return max(0.0, self._clock() - min(self._waiting.values()))
+
+
+class StreamCapacity:
+    """How many streams like the ones served lately the final model keeps real time for.
+
+    `busy` gives the model's worker-seconds spent decoding so far (`DynamicBatcher.busy_seconds`)
+    and its number of workers, or None while it is not loaded. Over the last `capacity_window_s`,
+    the streams' audio per second (about the number of real-time streams) and the model's busy
+    share give the busy share one stream costs; the estimate is how many such streams fit under
+    `capacity_busy_share`. Silence costs no final, so half-silent streams fit more.
+    """
+
+    SAMPLE_EVERY_S = 1.0
+
+    def __init__(
+        self,
+        busy: Callable[[], tuple[float, int] | None],
+        options: LoadOptions | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._busy = busy
+        self.options = options or LoadOptions()
+        self._clock = clock
+        self._heard_s = 0.0
+        self._samples: deque[tuple[float, float, float]] = deque()
+        """(time, audio heard so far, model busy so far per worker), oldest first."""
+
+    def heard(self, audio_s: float) -> None:
+        """A stream's audio, `audio_s` seconds of it, was fed to its session."""
+        self._heard_s += audio_s
+        if not self._samples or self._clock() - self._samples[-1][0] >= self.SAMPLE_EVERY_S:
+            self._sample()
+
+    def estimate(self) -> int | None:
+        """Streams the server has room for in all (the open ones included); None until the
+        window holds enough stream audio to tell."""
+        self._sample()
+        if len(self._samples) < 2:
+            return None
+        (t0, heard0, busy0), (t1, heard1, busy1) = self._samples[0], self._samples[-1]
+        heard, busy = heard1 - heard0, busy1 - busy0
+        if heard < self.options.capacity_min_audio_s or t1 <= t0:
+            return None
+        streams, share = heard / (t1 - t0), busy / (t1 - t0)
+        if share <= 0:
+            return None
+        return math.floor(self.options.capacity_busy_share * streams / share)
+
+    def _sample(self) -> None:
+        busy = self._busy()
+        if busy is None:
+            return
+        seconds, workers = busy
+        now = self._clock()
+        sample = (now, self._heard_s, seconds / max(1, workers))
+        if len(self._samples) > 1 and now - self._samples[-2][0] < self.SAMPLE_EVERY_S:
+            self._samples[-1] = sample  # at most one sample a second, however often asked
+        else:
+            self._samples.append(sample)
+        # Keep one sample at or before the window's start, so the window spans all of it.
+        while (
+            len(self._samples) > 2 and self._samples[1][0] <= now - self.options.capacity_window_s
+        ):
+            self._samples.popleft()

@@ -44,7 +44,7 @@ from asrserve.engine.engines.base import IncrementalEngine
 from asrserve.engine.partials import IncrementalPartials, WhisperPartials
 from asrserve.engine.streaming import PartialDecoder
 from asrserve.observability.metrics import Metrics, StreamStats
-from asrserve.ws.load import LiveLoad, StreamLag
+from asrserve.ws.load import LiveLoad, StreamCapacity, StreamLag
 from asrserve.ws.options import AUTO_MAX_STREAMS, StreamServerOptions
 from asrserve.ws.protocol import (
     ClientConfig,
@@ -115,6 +115,7 @@ class StreamServer:
         self.metrics = metrics
         self.drain = drain
         self.load = LiveLoad(self._lag, options.load)
+        self.capacity = StreamCapacity(self._final_model_busy, options.load)
         metrics.watch(streams=self.stats)
         self.active = 0
         self.connections: set[Connection] = set()
@@ -127,6 +128,12 @@ class StreamServer:
         return max(
             (m.batcher.lag_s() for m in self.registry.loaded() if m.name in names), default=0.0
         )
+
+    def _final_model_busy(self) -> tuple[float, int] | None:
+        for model in self.registry.loaded():
+            if model.name == self.options.final_model:
+                return model.batcher.busy_seconds(), model.engine.info.workers
+        return None
 
     @property
     def limit(self) -> int:
@@ -143,6 +150,7 @@ class StreamServer:
             load_level=int(self.load.level()),
             backlog_s=self.backlog_s(),
             partials_skipped=self.load.partials_skipped,
+            capacity=self.capacity.estimate(),
         )
 
     async def closed(self) -> None:
@@ -475,6 +483,7 @@ class Connection:
         session = self.session
         assert session is not None
         events = await anyio.to_thread.run_sync(session.feed, pcm)
+        self.server.capacity.heard(pcm.size / SAMPLE_RATE)
         self._queue_events(events, final)
 
     def _queue_events(self, events: list[PendingFinal | Partial], after_end: bool) -> None:

@@ -44,6 +44,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
         streams_active=streams.active,
         streams_limit=streams.limit,
         stream_load_level=streams.load_level,
+        streams_capacity=streams.capacity,
     )
     return JSONResponse(body.model_dump(), status_code=503 if reasons else 200)
 
