@@ -307,7 +307,8 @@ class Settings(BaseSettings):
     )
     partial_model: str = _setting(
         Into(StreamServerOptions, "partial_model"),
-        description="Live partials: whisper-tiny.en or pocketsphinx-en.",
+        description="Live partials: whisper-tiny.en, or pocketsphinx-en (incremental, but it "
+        "holds the GIL: a few streams at most).",
     )
     language_partial_models: Annotated[dict[str, str], NoDecode] = _setting(
         Into(StreamServerOptions, "language_partial_models", dict, dict),

@@ -11,6 +11,10 @@ Two things about pocketsphinx 5 shape this module:
 - Feature extraction keeps state between utterances (the noise estimate of `remove_noise`, which
   the model's `feat.params` switches on). Left alone, a chunk's transcript depends on which chunks
   the decoder saw before it; the batch path resets the front end before every chunk.
+- Its calls hold the GIL while they decode: a live stream's decoding runs in a worker thread, but
+  no other Python thread (the event loop included) runs meanwhile. On 40 clean read clips under a
+  CPU hog (2026-12-03) a live stream cost 0.8 CPU seconds per second of audio, and one 60 ms
+  chunk held the GIL for up to 0.7 s: cheap enough for a few streams, not for many.
 
 Hotwords are ignored: pocketsphinx 5 has no way to bias its n-gram search towards given words (the
 keyword-spotting search replaces transcription instead of biasing it), and words missing from the
@@ -130,7 +134,13 @@ class PocketSphinxEngine:
         self._name = name
         self._max_idle = max(0, max_idle_decoders)
         # pocketsphinx logs through its own C logger to stderr; real failures surface as exceptions.
-        self._config = Config(hmm=str(hmm), lm=str(lm), dict=str(dictionary), loglevel="FATAL")
+        paths = {"hmm": str(hmm), "lm": str(lm), "dict": str(dictionary), "loglevel": "FATAL"}
+        self._config = Config(**paths)
+        # A live decoder's end-of-utterance passes (flat lexicon, best path) are thrown away:
+        # 2pass keeps Whisper's final, online mode decodes again with `_decoder`. Left on, they
+        # held the GIL up to 8.8 s at an utterance's end (40 clean read clips under a CPU hog,
+        # 2026-12-03); off, at most 0.3 s, with the same partials (last-partial WER 80.2 %).
+        self._live_config = Config(**paths, fwdflat=False, bestpath=False)
         self._fillers = _read_fillers(hmm / "noisedict")
         started = time.perf_counter()
         self._decoder = self._new_decoder()
@@ -171,19 +181,20 @@ class PocketSphinxEngine:
         (about 0.25 s). With `final_pass`, `finish()` decodes the whole utterance again the way
         `transcribe_chunks` does, so the final text equals the batch result (the live pass
         normalises with running estimates and is markedly less accurate at a stream's start).
+        Without it, `finish()` gives the live pass's own result: its last hypothesis, timed.
         """
         with self._idle_lock:
             decoder = self._idle.pop() if self._idle else None
         if decoder is None:
-            decoder = self._new_decoder()
+            decoder = self._new_decoder(self._live_config)
         else:
             # Drop the previous stream's noise and normalisation estimates: another speaker.
             decoder.reinit_feat()
         return PocketSphinxStream(self, decoder, final_pass=final_pass)
 
-    def _new_decoder(self) -> Decoder:
+    def _new_decoder(self, config: Config | None = None) -> Decoder:
         try:
-            return Decoder(self._config)
+            return Decoder(config or self._config)
         except (RuntimeError, ValueError) as exc:
             raise ModelError(
                 f"PocketSphinx could not load the model {self._name!r} ({exc}); the model files "
