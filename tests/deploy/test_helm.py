@@ -182,7 +182,9 @@ def _metric_names() -> set[str]:
     """Every series name the service exports (metrics.py), as Prometheus stores it."""
     metrics = Metrics()
     # What the server and a worker each watch: the live streams' and the worker's families.
-    idle = StreamStats(active=0, limit=1, load_level=0, backlog_s=0.0, partials_skipped=0)
+    idle = StreamStats(
+        active=0, limit=1, load_level=0, backlog_s=0.0, partials_skipped=0, capacity=1
+    )
     metrics.watch(worker_jobs=lambda: (0, 1), streams=lambda: idle)
     suffixes = {
         "counter": ("_total", "_created"),
