@@ -135,6 +135,9 @@ def test_the_partial_model_has_the_models_layout_unless_given_its_own(
     partial = load_settings().partial_engine_settings()
     assert (partial.decode_workers, partial.cpu_threads) == (2, 1)
     assert load_settings().engine_settings().decode_workers == 3
+    monkeypatch.setenv("ASRSERVE_PARTIAL_CPU_NICE", "10")
+    assert load_settings().partial_engine_settings().cpu_nice == 10
+    assert load_settings().engine_settings().cpu_nice == 0, "the final model is never niced"
 
 
 def test_language_partial_models_are_language_model_pairs(

@@ -111,6 +111,7 @@ def _none_is_auto(value: int | None) -> int | str:
 # Option fields deliberately not settings: tuning that only tests and benchmarks change, and
 # fields the entry points set in code.
 _UNSET: dict[type, set[str]] = {
+    EngineSettings: {"cpu_nice"},
     LanguageOptions: {"detection_chunks"},
     ServerOptions: {"preload"},
     StreamServerOptions: {"max_frame_bytes", "streaming"},
@@ -167,6 +168,13 @@ class Settings(BaseSettings):
     )
     partial_cpu_threads: int | None = Field(
         None, ge=0, description="cpu_threads of the live partial model (default: the same)."
+    )
+    partial_cpu_nice: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="Niceness of the live partial model's decode threads (Linux): above 0, "
+        "finals take the cores first.",
     )
     batch_seconds: float = _setting(
         Into(BatchingOptions, "max_batch_seconds"),
@@ -419,6 +427,7 @@ class Settings(BaseSettings):
         return replace(
             models,
             decode_workers=self.partial_decode_workers or models.decode_workers,
+            cpu_nice=self.partial_cpu_nice,
             cpu_threads=models.cpu_threads
             if self.partial_cpu_threads is None
             else self.partial_cpu_threads,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
@@ -14,10 +18,12 @@ import pytest
 
 from asrserve.engine import (
     CATALOGUE,
+    DecodeOptions,
     EngineSettings,
     ModelChecksumError,
     ModelNotFoundError,
     ModelRegistry,
+    decode,
 )
 from asrserve.engine.models import WHISPER, assemble, is_assembled, resolve
 from asrserve.evaluation.devset import Clip
@@ -203,3 +209,46 @@ def test_a_model_can_have_its_own_engine_layout(tmp_path: Path) -> None:
         assert (base.engine.info.workers, cast(WhisperEngine, base.engine).cpu_threads) == (1, 2)
         assert len(tiny.batcher._threads) == 2
     registry.close()
+
+
+def _thread_cpu_and_nice() -> dict[int, tuple[int, int]]:
+    """Per thread of this process: (CPU clock ticks so far, niceness), from /proc."""
+    threads = {}
+    for tid in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+            stat = (tid / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            threads[int(tid.name)] = (int(fields[11]) + int(fields[12]), int(fields[16]))
+    return threads
+
+
+def _decoding_threads(decode_now: Callable[[], object]) -> dict[int, int]:
+    """Threads that used CPU while `decode_now()` ran (at least 5 ticks), and their niceness."""
+    before = _thread_cpu_and_nice()
+    decode_now()
+    after = _thread_cpu_and_nice()
+    return {
+        tid: nice for tid, (ticks, nice) in after.items() if ticks - before.get(tid, (0, 0))[0] >= 5
+    }
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_a_niced_model_decodes_in_niced_threads_and_the_others_do_not(
+    tmp_path: Path, jfk: Clip
+) -> None:
+    # The partial model's decode threads yield the cores to the final model's.
+    registry = ModelRegistry(
+        cache_dir=tmp_path,
+        engine_settings=EngineSettings(decode_workers=1, cpu_threads=2),
+        engine_settings_of={"whisper-tiny.en": EngineSettings(cpu_threads=2, cpu_nice=10)},
+    )
+    audio = decode(jfk.audio)
+    options = DecodeOptions(language="en")
+    with registry.use("whisper-tiny.en") as tiny, registry.use("whisper-base") as base:
+        niced = _decoding_threads(lambda: tiny.engine.transcribe_chunks([audio], options))
+        plain = _decoding_threads(lambda: base.engine.transcribe_chunks([audio], options))
+    registry.close()
+    # CTranslate2's worker and its intra-op thread do the work; this thread extracts features.
+    assert list(niced.values()).count(10) >= 2, niced
+    assert 10 not in plain.values(), plain
+    assert os.getpriority(os.PRIO_PROCESS, 0) == 0, "the loading thread kept its niceness"

@@ -37,6 +37,9 @@ class EngineSettings:
     (45.1 s before idle workers shared queued windows out) and 26.8 s with two of 2; a burst
     of 32 short files 20-24 s with one worker, 30-39 s with two of 1: one worker, which
     batches what queues behind it, until two pay their memory (twice the activations)."""
+    cpu_nice: int = 0
+    """Niceness of the model's decode threads (Whisper, Linux): above 0 they take the cores
+    only when other models leave them."""
 
 
 @dataclass(slots=True)
@@ -66,6 +69,7 @@ def load_engine(resolved: ResolvedModel, settings: EngineSettings) -> Engine:
             compute_type=settings.compute_type,
             cpu_threads=settings.cpu_threads,
             workers=settings.decode_workers,
+            nice=settings.cpu_nice,
         )
     if resolved.engine == POCKETSPHINX:
         from asrserve.engine.engines.pocketsphinx import PocketSphinxEngine
