@@ -149,7 +149,6 @@ class WhisperEngine:
         # thread decoded 24 clips in 6.5 s against 13.2 s for 1 worker of 2 threads; HTTP
         # batches of 8 padded windows, 22.7 s against 30.6 s (2026-12-02).
         self.cpu_threads = cpu_threads or max(1, usable_cpus() // workers)
-        self.nice = nice
         self._model = niced(
             nice,
             lambda: WhisperModel(
