@@ -1108,7 +1108,8 @@ def _peer_lines(settings: BenchSettings) -> tuple[str, ...]:
         "`END_OF_AUDIO`). Its final: a segment it marks `completed`; "
         "its first partial: the first segment of the clip it sends. The last segment of a "
         "stream is never completed before the stream closes, so the last clip of each stream "
-        "takes the last live text as its final. Its live text is not an utterance so far, so "
+        "takes the live text the client holds at close as its final, timed at that text's "
+        "first arrival. Its live text is not an utterance so far, so "
         "its partial WER is not computed; *stream WER* (each stream's finals joined against "
         "its clips' texts joined) does not charge segments that straddle two clips twice.",
     )

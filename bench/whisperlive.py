@@ -11,7 +11,8 @@ stream after every re-decode; a segment marked `completed` no longer changes (th
 last one, not completed, is the live text (the partial). A segment completes once speech after
 it has been decoded, or after its text repeated `same_output_threshold` times: the last one of
 a stream never completes before `END_OF_AUDIO` closes the stream, so the stream's last clip
-takes its final from the last live text. It decodes only until `END_OF_AUDIO`, so each stream
+takes its final from the live text the client holds at close, timed at that text's first
+arrival. It decodes only until `END_OF_AUDIO`, so each stream
 waits after its last frame until what it sends has stopped changing (`QUIET_S`).
 """
 
@@ -201,6 +202,26 @@ def _segments(run: StreamRun) -> tuple[list[Segment], list[Segment]]:
     return sorted(completed.values(), key=lambda s: s.start_s), live
 
 
+def _held_at_close(run: StreamRun) -> Segment | None:
+    """The live text of the stream's last message, which is all the client keeps of it once
+    `END_OF_AUDIO` closes the stream, at the first of the messages that have carried it since."""
+    if not run.messages:
+        return None
+    live = [s for s in run.messages[-1][1]["segments"] if not s.get("completed")]
+    if not live:
+        return None
+    start, text = live[-1]["start"], live[-1]["text"]
+    arrived = run.messages[-1][0]
+    for at, message in reversed(run.messages):
+        if not any(
+            not s.get("completed") and s["start"] == start and s["text"] == text
+            for s in message["segments"]
+        ):
+            break
+        arrived = at
+    return Segment(float(start), text.strip(), arrived)
+
+
 def match_clips(run: StreamRun) -> list[ClipOutcome]:
     """Each segment belongs to the clip in whose window it starts (as asrserve's utterances)."""
     plays = run.plan.plays
@@ -216,19 +237,18 @@ def match_clips(run: StreamRun) -> list[ClipOutcome]:
         finals[clip_of(segment)].append(segment)
     for segment in live:
         partials[clip_of(segment)].append(segment)
+    held = _held_at_close(run)
     half = run.plan.duration_s / 2
     outcomes = []
     for i, (play, clip_finals, clip_partials) in enumerate(
         zip(plays, finals, partials, strict=True)
     ):
         heard = clip_finals + clip_partials
-        last_live = max(clip_partials, key=lambda s: s.arrived).text if clip_partials else ""
         final_text = " ".join(s.text for s in clip_finals if s.text)
         final_at = max((s.arrived for s in clip_finals), default=None)
-        if i == len(plays) - 1 and clip_partials and (final_at is None or last_live):
-            # END_OF_AUDIO closes the stream: the last live text is all the client keeps.
-            final_text = " ".join(t for t in (final_text, last_live) if t)
-            final_at = max(s.arrived for s in heard)
+        if held is not None and held.text and clip_of(held) == i:
+            final_text = " ".join(t for t in (final_text, held.text) if t)
+            final_at = max(held.arrived, final_at or held.arrived)
         outcomes.append(
             ClipOutcome(
                 clip=play.clip,
