@@ -247,6 +247,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Requests queued beyond that; more get 429.",
     )
+    max_queue_wait_s: float = _setting(
+        Into(ServerOptions, "max_queue_wait_s"),
+        ge=0,
+        description="A request that would wait longer for a slot (by recent requests' decode "
+        "times) gets 429 at once; 0 turns the bound off.",
+    )
     request_timeout_s: float = _setting(
         Into(ServerOptions, "request_timeout_s"),
         gt=0,

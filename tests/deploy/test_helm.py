@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from asrserve.config import Settings, load_settings
 from asrserve.jobs.options import JobOptions
-from asrserve.observability.metrics import Metrics, StreamStats
+from asrserve.observability.metrics import Metrics, RequestStats, StreamStats
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "asrserve"
@@ -185,7 +185,11 @@ def _metric_names() -> set[str]:
     idle = StreamStats(
         active=0, limit=1, load_level=0, backlog_s=0.0, partials_skipped=0, capacity=1
     )
-    metrics.watch(worker_jobs=lambda: (0, 1), streams=lambda: idle)
+    metrics.watch(
+        worker_jobs=lambda: (0, 1),
+        streams=lambda: idle,
+        requests=lambda: RequestStats(waiting=0, wait_estimate_s=0.0),
+    )
     suffixes = {
         "counter": ("_total", "_created"),
         "histogram": ("_bucket", "_sum", "_count", "_created"),

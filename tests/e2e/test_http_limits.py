@@ -160,7 +160,58 @@ def test_saturation_is_refused_with_retry_after(
     assert ready.status_code == 503 and "request queue is full" in ready.json()["reasons"]
     assert first["status"] == 200
     assert httpx.get(f"{strict.url}/ready").status_code == 200
-    assert "asrserve_requests_rejected_total" in httpx.get(f"{strict.url}/metrics").text
+    assert 'asrserve_requests_rejected_total{reason="requests_full"}' in (
+        httpx.get(f"{strict.url}/metrics").text
+    )
+
+
+def test_a_request_that_would_wait_too_long_is_refused_at_once(tmp_path: Path, jfk: Clip) -> None:
+    """The waiting room has room by count (8), but not by time: one request decoding takes
+    longer than the 0.05 s a request may wait, so the next is refused instead of queued."""
+    server = start_server(
+        tmp_path,
+        name="patient",
+        max_concurrent_requests="1",
+        max_waiting_requests="8",
+        max_queue_wait_s="0.05",
+    )
+    url = f"{server.url}/v1/audio/transcriptions"
+    try:
+        # Before any request has finished, nothing says how long a wait is: it would queue.
+        warm = httpx.post(url, files={"file": jfk.audio.open("rb")}, timeout=120)
+        assert warm.status_code == 200
+        assert word_errors([jfk.text], [warm.json()["text"]]).rate < 0.15
+        assert httpx.get(f"{server.url}/ready").json()["requests_wait_s"] == 0.0
+
+        path = wav_of(19, jfk, tmp_path / "long.wav")
+        first: dict[str, int] = {}
+
+        def occupy() -> None:
+            first["status"] = httpx.post(
+                url, files={"file": path.open("rb")}, timeout=120
+            ).status_code
+
+        worker = threading.Thread(target=occupy)
+        worker.start()
+        wait_until_active(server, 1)
+        refused = httpx.post(url, files={"file": jfk.audio.open("rb")})
+        ready = httpx.get(f"{server.url}/ready")
+        metrics = httpx.get(f"{server.url}/metrics").text
+        worker.join()
+
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "server_busy"
+        assert "s of waiting" in refused.json()["error"]["message"]
+        assert int(refused.headers["retry-after"]) >= 1
+        assert ready.status_code == 503 and "request queue is full" in ready.json()["reasons"]
+        # The warm-up's slot time: more than the bound, however fast this machine decodes.
+        assert ready.json()["requests_wait_s"] > 0.05
+        assert 'asrserve_requests_rejected_total{reason="requests_wait"} 1.0' in metrics
+        assert "asrserve_http_request_wait_estimate_seconds" in metrics
+        assert first["status"] == 200
+        assert httpx.get(f"{server.url}/ready").status_code == 200
+    finally:
+        server.stop()
 
 
 def test_cors_allows_the_configured_origin_only(strict: ServerProcess) -> None:

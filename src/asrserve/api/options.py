@@ -31,6 +31,10 @@ class ServerOptions:
     """Requests decoding at once. Short requests share decode windows in the batcher, so many
     at once cost little more than one; each holds its decoded audio until it is answered."""
     max_waiting_requests: int = 16
+    """Requests queued for a slot at most: what bounds the memory they hold."""
+    max_queue_wait_s: float = 30.0
+    """A request that would wait longer than this for a slot (by how long recent requests held
+    theirs) is refused at once with 429, instead of waiting toward its deadline; 0: no bound."""
     request_timeout_s: float = 600.0
     shutdown_grace_s: float = 30.0
     preload: bool = True

@@ -33,6 +33,9 @@ class Readiness(BaseModel):
     models_loaded: list[str] = []
     requests_active: int = 0
     requests_waiting: int = 0
+    requests_wait_s: float | None = None
+    """About how long a request arriving now would wait for a decode slot (0 with one free),
+    from how long recent requests held theirs; null while all are taken and none has finished."""
     draining: bool = False
     """The server is shutting down (SIGTERM): it finishes its work and takes no new streams."""
     streams_active: int = 0

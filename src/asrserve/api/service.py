@@ -100,7 +100,7 @@ class TranscriptionService:
         """Decode, VAD and language detection happen before this returns, so a bad upload is
         still an HTTP error; the segments then arrive as their chunks are decoded. The stream
         holds an admission slot and the model until its `aclose`, which the caller owes."""
-        await self.admission.acquire()
+        taken_at = await self.admission.acquire()
         try:
             # A first use loads and checksums the model for seconds: never on the event loop.
             # Shielded, so a request cancelled meanwhile still gets the reference to give back.
@@ -114,9 +114,9 @@ class TranscriptionService:
                 self.registry.release(loaded)
                 raise
         except BaseException:
-            self.admission.release()
+            self.admission.release(taken_at)
             raise
-        return prepared.info, SegmentStream(self, loaded, prepared, source)
+        return prepared.info, SegmentStream(self, loaded, prepared, source, taken_at)
 
     async def _in_thread(self, work: Callable[[_Deadline], T]) -> T:
         cancel = threading.Event()
@@ -152,8 +152,10 @@ class SegmentStream:
         loaded: LoadedModel,
         prepared: PreparedInput,
         source: str,
+        slot_taken_at: float,
     ) -> None:
         self._service = service
+        self._slot_taken_at = slot_taken_at
         self._loaded = loaded
         self._prepared = prepared
         self._source = source
@@ -205,4 +207,4 @@ class SegmentStream:
             if self._worker is not None:
                 await asyncio.wait([self._worker])
             self._service.registry.release(self._loaded)
-            self._service.admission.release()
+            self._service.admission.release(self._slot_taken_at)

@@ -46,6 +46,16 @@ class StreamStats:
     (`ws.load.StreamCapacity`); None until enough stream audio was heard."""
 
 
+@dataclass(frozen=True, slots=True)
+class RequestStats:
+    """HTTP admission's state, read at scrape time (`api.admission.Admission`)."""
+
+    waiting: int
+    wait_estimate_s: float | None
+    """About how long a request arriving now would wait for a decode slot; None until a
+    request has finished to time the queue by."""
+
+
 class _CallbackGauges(Collector):
     """Gauges read at scrape time from the live objects (queue depth, jobs by state)."""
 
@@ -55,6 +65,7 @@ class _CallbackGauges(Collector):
         self.oldest_job_queued_at: Callable[[], float | None] = lambda: None
         self.worker_jobs: Callable[[], tuple[int, int] | None] = lambda: None
         self.streams: Callable[[], StreamStats | None] = lambda: None
+        self.requests: Callable[[], RequestStats | None] = lambda: None
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
@@ -98,6 +109,24 @@ class _CallbackGauges(Collector):
         streams = self.streams()
         if streams is not None:
             yield from _stream_families(streams)
+        requests = self.requests()
+        if requests is not None:
+            yield from _request_families(requests)
+
+
+def _request_families(stats: RequestStats) -> Iterator[Metric]:
+    waiting = GaugeMetricFamily(
+        "asrserve_http_requests_waiting", "Requests queued for a decode slot."
+    )
+    waiting.add_metric([], stats.waiting)
+    yield waiting
+    if stats.wait_estimate_s is not None:
+        wait = GaugeMetricFamily(
+            "asrserve_http_request_wait_estimate_seconds",
+            "About how long a request arriving now would wait for a decode slot.",
+        )
+        wait.add_metric([], stats.wait_estimate_s)
+        yield wait
 
 
 def _stream_families(stats: StreamStats) -> Iterator[Metric]:
@@ -241,6 +270,7 @@ class Metrics:
         oldest_job_queued_at: Callable[[], float | None] | None = None,
         worker_jobs: Callable[[], tuple[int, int]] | None = None,
         streams: Callable[[], StreamStats] | None = None,
+        requests: Callable[[], RequestStats] | None = None,
     ) -> None:
         """Read these at scrape time. `worker_jobs`: (running, slots) of a worker process."""
         if queue_depth is not None:
@@ -253,6 +283,8 @@ class Metrics:
             self._gauges.worker_jobs = worker_jobs
         if streams is not None:
             self._gauges.streams = streams
+        if requests is not None:
+            self._gauges.requests = requests
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -36,7 +36,7 @@ from asrserve.config import Settings
 from asrserve.engine import ModelRegistry
 from asrserve.jobs import JobService
 from asrserve.jobs.options import SQLITE_STORE, JobOptions
-from asrserve.observability.metrics import Metrics
+from asrserve.observability.metrics import Metrics, RequestStats
 from asrserve.runtime.components import (
     build_job_queue,
     build_job_store,
@@ -76,7 +76,13 @@ def create_app(settings: Settings, drain: Drain | None = None) -> FastAPI:
             max_upload_bytes=options.max_upload_bytes,
             webhook_allow_private=job_options.webhook_allow_private,
         )
-        admission = Admission(options.max_concurrent_requests, options.max_waiting_requests)
+        admission = Admission(
+            options.max_concurrent_requests,
+            options.max_waiting_requests,
+            max_wait_s=options.max_queue_wait_s,
+            refused=metrics.track_rejected,
+        )
+        metrics.watch(requests=lambda: RequestStats(admission.waiting, admission.wait_estimate_s()))
         watch_jobs(metrics, registry, store)
         streams = StreamServer(registry, stream_options, metrics, drain)
         drain.add(streams.closed)

@@ -32,7 +32,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
     if services.options.default_model not in loaded:
         reasons.append(f"model {services.options.default_model} is not loaded yet")
     if services.admission.saturated:
-        reasons.append("request queue is full")
+        reasons.append("request queue is full")  # by count, or by its wait
     streams = services.streams.stats()
     body = Readiness(
         status="not_ready" if reasons else "ready",
@@ -40,6 +40,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
         models_loaded=loaded,
         requests_active=services.admission.active,
         requests_waiting=services.admission.waiting,
+        requests_wait_s=services.admission.wait_estimate_s(),
         draining=draining,
         streams_active=streams.active,
         streams_limit=streams.limit,
