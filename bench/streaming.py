@@ -749,17 +749,21 @@ def transcribe_offline(server: ServerProcess, clips: Sequence[Clip]) -> dict[str
     return texts
 
 
-def transcribe_bare(clips: Sequence[Clip]) -> dict[str, str]:
+def transcribe_bare(clips: Sequence[Clip]) -> tuple[dict[str, str], float]:
     """Each clip once through faster-whisper itself (its defaults: beam 5, no VAD), the same
-    model directory, in this process: the accuracy every streaming system is held to."""
+    model directory, in this process: the accuracy every streaming system is held to. Also
+    its real-time factor, the host's speed to compare runs on other days by: this VM's speed
+    has varied twofold between runs of the same code."""
     from faster_whisper import WhisperModel
 
     model = WhisperModel(str(resolve(MODEL).path), device=DEVICE, compute_type=COMPUTE_TYPE)
     texts = {}
+    started = time.perf_counter()
     for clip in clips:
         segments, _ = model.transcribe(clip.audio, language=LANGUAGE)
         texts[clip.id] = " ".join(s.text.strip() for s in segments)
-    return texts
+    audio_s = sum(clip.duration for clip in clips)
+    return texts, (time.perf_counter() - started) / audio_s
 
 
 def run_peer(
@@ -1361,14 +1365,15 @@ def _run_sessions_printed(
 
 def measure_all(
     settings: BenchSettings, plans: dict[tuple[str, int], list[StreamPlan]], shortest: Speech
-) -> tuple[list[Level], list[Sessions], dict[str, str]]:
-    """Every level on every asrserve server, then on every peer; the offline baseline."""
+) -> tuple[list[Level], list[Sessions], dict[str, str], float]:
+    """Every level on every asrserve server, then on every peer; the offline baseline and
+    faster-whisper's real-time factor on it."""
     used = {p.clip.id: p.clip for level in plans.values() for plan in level for p in plan.plays}
     levels: list[Level] = []
     sessions: list[Sessions] = []
     offline: dict[str, str] = {}
-    bare = transcribe_bare(list(used.values()))
-    print(f"faster-whisper baseline: {len(bare)} clips", flush=True)
+    bare, bare_rtf = transcribe_bare(list(used.values()))
+    print(f"faster-whisper baseline: {len(bare)} clips, RTF {bare_rtf:.3f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="asrserve-bench-streaming-") as scratch:
         for model in settings.partial_models:
             server = serve(Path(scratch), model, settings)
@@ -1385,7 +1390,7 @@ def measure_all(
                 server.stop()
         for peer in settings.peers:
             levels += run_peer(peer, Path(scratch), plans, offline, bare, shortest, settings)
-    return levels, sessions, offline
+    return levels, sessions, offline, bare_rtf
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1415,7 +1420,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{settings.sizes.stream_s:g} s; partial models {', '.join(settings.partial_models)}; "
         f"{settings.sizes.sessions} sequential sessions"
     )
-    levels, sessions, offline = measure_all(settings, plans, shortest)
+    levels, sessions, offline, bare_rtf = measure_all(settings, plans, shortest)
+    machine += (
+        f"; faster-whisper decoded the baseline clips at RTF {bare_rtf:.3f} "
+        "(the host's speed: compare runs by it)"
+    )
     print()
     print(latency_table(levels, settings.rt_bound_s))
     print()
