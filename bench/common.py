@@ -300,13 +300,17 @@ def version(package: str) -> str:
 
 
 def git_revision() -> str:
-    """The checkout's short commit, "with local changes" when the tree differs from it."""
+    """The checkout's short commit, "with local changes" when the code differs from it (not
+    docs/, where the benchmarks write their reports and plots, often before the report)."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
         )
         dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True
+            ["git", "status", "--porcelain", "--", ".", ":!docs"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
         )
     except OSError:
         return "unknown"
