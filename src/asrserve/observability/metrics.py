@@ -114,19 +114,22 @@ class _CallbackGauges(Collector):
             yield from _request_families(requests)
 
 
+def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, text)
+    family.add_metric([], value)
+    return family
+
+
 def _request_families(stats: RequestStats) -> Iterator[Metric]:
-    waiting = GaugeMetricFamily(
-        "asrserve_http_requests_waiting", "Requests queued for a decode slot."
+    yield _gauge(
+        "asrserve_http_requests_waiting", "Requests queued for a decode slot.", stats.waiting
     )
-    waiting.add_metric([], stats.waiting)
-    yield waiting
     if stats.wait_estimate_s is not None:
-        wait = GaugeMetricFamily(
+        yield _gauge(
             "asrserve_http_request_wait_estimate_seconds",
             "About how long a request arriving now would wait for a decode slot.",
+            stats.wait_estimate_s,
         )
-        wait.add_metric([], stats.wait_estimate_s)
-        yield wait
 
 
 def _stream_families(stats: StreamStats) -> Iterator[Metric]:
@@ -139,9 +142,7 @@ def _stream_families(stats: StreamStats) -> Iterator[Metric]:
         ("asrserve_stream_backlog_seconds",
          "The most an open stream is behind its real-time schedule.", stats.backlog_s),
     ):  # fmt: skip
-        family = GaugeMetricFamily(name, text)
-        family.add_metric([], value)
-        yield family
+        yield _gauge(name, text, value)
     skipped = CounterMetricFamily(
         "asrserve_stream_partials_skipped",
         "Live partials due but not decoded because the server was behind.",
@@ -149,12 +150,11 @@ def _stream_families(stats: StreamStats) -> Iterator[Metric]:
     skipped.add_metric([], stats.partials_skipped)
     yield skipped
     if stats.capacity is not None:
-        capacity = GaugeMetricFamily(
+        yield _gauge(
             "asrserve_stream_capacity",
             "Streams like the recent ones this server keeps real time for (from live RTF).",
+            stats.capacity,
         )
-        capacity.add_metric([], stats.capacity)
-        yield capacity
 
 
 class Metrics:
