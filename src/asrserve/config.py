@@ -344,6 +344,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Close a stream this far behind real time with server_overloaded.",
     )
+    stream_shed_lag_s: float = _setting(
+        Into(LoadOptions, "shed_lag_s"),
+        gt=0,
+        description="While two streams are this far behind and not catching up, close the "
+        "newest (server_overloaded) so that the others keep up.",
+    )
+    stream_shed_every_s: float = _setting(
+        Into(LoadOptions, "shed_every_s"),
+        gt=0,
+        description="Close one stream at most this often to shed load.",
+    )
     stream_port: int | None = Field(
         None, ge=1, le=65535, description="Also listen here (FunASR's clients default to 10095)."
     )

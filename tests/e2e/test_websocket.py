@@ -391,6 +391,58 @@ def test_a_full_server_refuses_clearly(tight: ServerProcess, jfk: Clip) -> None:
 
 
 @pytest.fixture(scope="module")
+def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    # Any decode takes longer than 20 ms: two streams that speak at once are both "behind".
+    proc = start_server(
+        tmp_path_factory.mktemp("crowded"), name="crowded", stream_shed_lag_s="0.02"
+    )
+    yield proc
+    proc.stop()
+
+
+def test_streams_behind_together_shed_the_newest_and_the_other_finishes_right(
+    crowded: ServerProcess, jfk: Clip
+) -> None:
+    audio = pcm_of(jfk, tail=4.0)
+
+    async def play(ws: websockets.ClientConnection) -> tuple[list[dict[str, Any]], int | None]:
+        messages: list[dict[str, Any]] = []
+        with contextlib.suppress(ConnectionClosed):
+            for i in range(0, len(audio), FRAME):  # a microphone's pace
+                await ws.send(audio[i : i + FRAME])
+                await asyncio.sleep(0.06)
+            await ws.send(json.dumps({"is_speaking": False}))
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:
+                messages.append(json.loads(raw))
+                if messages[-1].get("is_final") or "code" in messages[-1]:
+                    break
+        return messages, ws.close_code
+
+    async def two() -> list[tuple[list[dict[str, Any]], int | None]]:
+        url, binary = ws_url(crowded), [Subprotocol("binary")]
+        async with (
+            websockets.connect(url, subprotocols=binary) as older,
+            websockets.connect(url, subprotocols=binary) as newer,
+        ):
+            await older.send(config(wav_name="older"))
+            await newer.send(config(wav_name="newer"))
+            return list(await asyncio.gather(play(older), play(newer)))
+
+    (older, _), (newer, newer_code) = run(two())
+    errors = [m for m in newer if "code" in m]
+    assert errors and errors[-1]["code"] == "server_overloaded", newer
+    assert "the newest" in errors[-1]["error"]
+    assert newer_code == 1013
+    # Once one stream is gone the other is no longer one of two behind: it keeps its finals.
+    assert not [m for m in older if "code" in m], older
+    text = " ".join(m["text"] for m in finals(older, "2pass-offline"))
+    assert word_errors([jfk.text], [text]).rate < 0.15, text
+    scrape = httpx.get(f"{crowded.url}/metrics", timeout=30).text
+    assert 'asrserve_requests_rejected_total{reason="stream_shed"} 1.0' in scrape
+
+
+@pytest.fixture(scope="module")
 def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # Any final takes longer to decode than 20 ms: every stream that speaks falls "behind".
     proc = start_server(

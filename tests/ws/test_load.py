@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from asrserve.ws.load import LiveLoad, LoadLevel, LoadOptions, StreamCapacity, StreamLag
+from asrserve.ws.load import (
+    LiveLoad,
+    LoadLevel,
+    LoadOptions,
+    StreamCapacity,
+    StreamLag,
+    StreamShedder,
+)
 
 
 class FakeClock:
@@ -173,3 +180,56 @@ def test_capacity_is_unknown_while_the_model_is_not_loaded_or_never_busy() -> No
     assert capacity.estimate() is None, "streams of silence cost no final"
     with pytest.raises(ValueError):
         LoadOptions(capacity_busy_share=0.0)
+
+
+def shedder_on(clock: FakeClock) -> StreamShedder:
+    return StreamShedder(LoadOptions(shed_lag_s=5.0, shed_every_s=1.0), clock=clock)
+
+
+def test_streams_falling_behind_together_are_shed_newest_first_one_a_second() -> None:
+    clock = FakeClock()
+    shedder = shedder_on(clock)
+    lags = [6.0, 7.0, 6.5, 5.5]  # in the order they were admitted
+    assert shedder.pick(lambda: lags) == 3
+    assert shedder.pick(lambda: lags) is None  # not again within the second
+    clock.now += 1.0
+    lags = [7.0, 8.0, 7.5]  # the last one gone, the others still losing ground
+    assert shedder.pick(lambda: lags) == 2
+    assert shedder.shed == 2
+
+
+def test_no_stream_is_shed_while_the_worst_is_catching_up() -> None:
+    clock = FakeClock()
+    shedder = shedder_on(clock)
+    assert shedder.pick(lambda: [9.0, 8.0, 7.0]) == 2
+    clock.now += 1.0
+    assert shedder.pick(lambda: [8.2, 7.1]) is None  # 9 -> 8.2: the freed share shows
+    clock.now += 1.0
+    assert shedder.pick(lambda: [7.0, 6.0]) is None
+    clock.now += 1.0
+    assert shedder.pick(lambda: [7.0, 6.5]) == 1  # stalled: it would never drain
+
+
+def test_one_stream_behind_is_not_the_server_behind() -> None:
+    clock = FakeClock()
+    shedder = shedder_on(clock)
+    # One late stream is its own problem (its client, its bound); the rest keep up.
+    assert shedder.pick(lambda: [12.0, 0.2, 0.0]) is None
+    clock.now += 1.0
+    assert shedder.pick(lambda: [4.9, 4.9, 4.9]) is None  # none of them 5 s behind yet
+
+
+def test_the_shed_stream_is_the_newest_with_work_pending() -> None:
+    clock = FakeClock()
+    shedder = shedder_on(clock)
+    # The newest two have nothing waiting (silent): closing them would free nothing.
+    assert shedder.pick(lambda: [6.0, 5.0, 0.0, 0.0]) == 1
+    clock.now += 1.0
+    assert shedder.pick(lambda: []) is None
+
+
+def test_shed_options_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="shed"):
+        LoadOptions(shed_lag_s=0.0)
+    with pytest.raises(ValueError, match="shed"):
+        LoadOptions(shed_every_s=0.0)

@@ -6,8 +6,10 @@ streams give up, in order: some partials (each stream re-decodes less often), th
 (finals only), then new streams (refused with `server_busy`). A level, once reached, holds for
 `hold_s`, so the streams do not flap between two levels on every batch.
 
-A stream that still falls behind its own real-time schedule (`StreamLag`) is closed with a clear
-`server_overloaded` error (ws.server), never left to a keepalive timeout.
+When the streams still fall behind together, the newest is closed, one at a time, until the
+others catch up (`StreamShedder`); a stream that still falls behind its own real-time schedule
+(`StreamLag`) is closed too. Both get a clear `server_overloaded` error (ws.server), never a
+keepalive timeout.
 
 How many streams the server has room for (`StreamCapacity`) is estimated from live RTF: the final
 model's busy share per second of stream audio over the last minute. It is shown, not enforced: the
@@ -48,6 +50,11 @@ class LoadOptions:
     overloaded_lag_s: float = 15.0
     """A stream this far behind its own real-time schedule is closed with `server_overloaded`:
     its words would arrive too late to be live, and the backlog would only grow."""
+    shed_lag_s: float = 5.0
+    """Before that: while at least two streams are this far behind and the worst is not
+    catching up, the newest stream with work pending is closed with `server_overloaded`..."""
+    shed_every_s: float = 1.0
+    """...one at most this often, so each shed's freed share shows in the lags before the next."""
     capacity_busy_share: float = 0.45
     """The final model's busy share at which streams still get their finals in time: on the
     streaming benchmark (2 cores, whisper-base, 2026-12-03) N = 4 was real time at 41 % busy
@@ -63,6 +70,8 @@ class LoadOptions:
             raise ValueError("load thresholds must be positive and in increasing order")
         if self.partial_interval_factor < 1 or self.hold_s < 0 or self.overloaded_lag_s <= 0:
             raise ValueError("partial_interval_factor >= 1, hold_s >= 0, overloaded_lag_s > 0")
+        if self.shed_lag_s <= 0 or self.shed_every_s <= 0:
+            raise ValueError("shed_lag_s > 0, shed_every_s > 0")
         if not 0 < self.capacity_busy_share <= 1 or self.capacity_window_s <= 0:
             raise ValueError("capacity_busy_share in (0, 1], capacity_window_s > 0")
 
@@ -161,6 +170,48 @@ class StreamLag:
         if not self._waiting:
             return 0.0
         return max(0.0, self._clock() - min(self._waiting.values()))
+
+
+class StreamShedder:
+    """Which stream to close when the server as a whole falls behind, one at a time.
+
+    The streams share the models, so past capacity they all fall behind together; closing each
+    at `overloaded_lag_s` would close them all at once (8 of 8 at N = 8 on the 2026-12-03
+    streaming benchmark). Instead, while at least two streams are `shed_lag_s` behind and the
+    worst of them has not gained on its lag since the last look, the newest stream with work
+    pending is closed: its share of the models goes to the others, which have been open longer.
+    A look comes at most every `shed_every_s`, so the freed share shows in the lags before the
+    next shed, and a server that is catching up sheds no more.
+    """
+
+    def __init__(
+        self, options: LoadOptions | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.options = options or LoadOptions()
+        self._clock = clock
+        self._next_look = 0.0
+        self._last_worst: float | None = None
+        self.shed = 0
+
+    def pick(self, lags: Callable[[], list[float]]) -> int | None:
+        """`lags` gives each open stream's lag, in the order they were admitted. Returns the
+        index of the stream to close now, or None."""
+        now = self._clock()
+        if now < self._next_look:
+            return None
+        self._next_look = now + self.options.shed_every_s
+        current = lags()
+        worst = max(current, default=0.0)
+        catching_up = self._last_worst is not None and worst < self._last_worst
+        self._last_worst = worst
+        behind = sum(1 for lag in current if lag >= self.options.shed_lag_s)
+        if behind < 2 or catching_up:
+            return None
+        for i in reversed(range(len(current))):
+            if current[i] > 0:
+                self.shed += 1
+                return i
+        return None
 
 
 class StreamCapacity:

@@ -44,7 +44,7 @@ from asrserve.engine.engines.base import IncrementalEngine
 from asrserve.engine.partials import IncrementalPartials, WhisperPartials
 from asrserve.engine.streaming import PartialDecoder
 from asrserve.observability.metrics import Metrics, StreamStats
-from asrserve.ws.load import LiveLoad, StreamCapacity, StreamLag
+from asrserve.ws.load import LiveLoad, StreamCapacity, StreamLag, StreamShedder
 from asrserve.ws.options import AUTO_MAX_STREAMS, StreamServerOptions
 from asrserve.ws.protocol import (
     ClientConfig,
@@ -116,9 +116,11 @@ class StreamServer:
         self.drain = drain
         self.load = LiveLoad(self._lag, options.load)
         self.capacity = StreamCapacity(self._final_model_busy, options.load)
+        self.shedder = StreamShedder(options.load)
         metrics.watch(streams=self.stats)
         self.active = 0
-        self.connections: set[Connection] = set()
+        self.connections: dict[Connection, None] = {}
+        """The open streams, in the order they were admitted."""
         self._none_active = asyncio.Event()
         self._none_active.set()
 
@@ -142,6 +144,13 @@ class StreamServer:
     def backlog_s(self) -> float:
         """The most any open stream is behind its real-time schedule."""
         return max((c.lag.lag_s() for c in self.connections), default=0.0)
+
+    def shed_if_behind(self) -> None:
+        """Marks the stream to close when the streams as a whole fall behind (StreamShedder)."""
+        candidates = [c for c in self.connections if not c.shed]
+        victim = self.shedder.pick(lambda: [c.lag.lag_s() for c in candidates])
+        if victim is not None:
+            candidates[victim].shed = True
 
     def stats(self) -> StreamStats:
         return StreamStats(
@@ -191,11 +200,11 @@ class StreamServer:
         self.active += 1
         self._none_active.clear()
         connection = Connection(self, websocket)
-        self.connections.add(connection)
+        self.connections[connection] = None
         try:
             await connection.run()
         finally:
-            self.connections.discard(connection)
+            self.connections.pop(connection, None)
             self.active -= 1
             if not self.active:
                 self._none_active.set()
@@ -224,7 +233,12 @@ async def _send(websocket: WebSocket, message: dict[str, Any]) -> bool:
 
 
 class StreamOverloadedError(Exception):
-    """The stream fell further behind real time than the load options allow."""
+    """The stream fell further behind real time than the load options allow, or was shed so
+    that the others keep up; `reason` labels the refusal metric."""
+
+    def __init__(self, message: str, reason: str = "stream_overloaded") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Connection:
@@ -247,6 +261,8 @@ class Connection:
         self.feeder: asyncio.Task[None] | None = None
         self._feed_error: BaseException | None = None
         self.lag = StreamLag()
+        self.shed = False
+        """Chosen to close so that the other streams keep up (StreamShedder)."""
         self.encoded = bytearray()
         self.odd_byte = b""
         self.received_s = 0.0
@@ -271,7 +287,7 @@ class Connection:
         except AsrError as exc:
             await self._fail(str(exc), exc.code, UNSUPPORTED)
         except StreamOverloadedError as exc:
-            self.server.metrics.track_rejected("stream_overloaded")
+            self.server.metrics.track_rejected(exc.reason)
             await self._fail(str(exc), "server_overloaded", TRY_LATER)
         except WebSocketDisconnect:
             log.info("client went away", extra={"wav_name": self.wav_name})
@@ -442,6 +458,14 @@ class Connection:
         """Raises what stopped the feeder, or if the stream is too far behind real time."""
         if self._feed_error is not None:
             raise self._feed_error
+        self.server.shed_if_behind()
+        if self.shed:
+            raise StreamOverloadedError(
+                "The server is overloaded: its streams are falling behind real time, and this "
+                "one, the newest, is closed so that the others keep up. Reconnect in a while, "
+                "or send files to the HTTP API.",
+                "stream_shed",
+            )
         lag = self.lag.lag_s()
         bound = self.server.options.load.overloaded_lag_s
         if lag > bound:
