@@ -8,7 +8,7 @@ import pytest
 from asrserve.engine import InvalidOptionError, Segment, VadOptions, Word, decode, parse_hotwords
 from asrserve.engine.segmentation import split_segment
 from asrserve.engine.types import SpeechSpan
-from asrserve.engine.vad import plan_chunks, speech_spans
+from asrserve.engine.vad import fresh_starts, plan_chunks, speech_spans
 from asrserve.evaluation.devset import Clip
 
 SR = 16000
@@ -47,6 +47,33 @@ def test_vad_finds_the_speech_in_real_audio(jfk: Clip) -> None:
     assert spans[-1].end <= 5 + jfk.duration + 0.5
     assert sum(s.duration for s in spans) > 0.6 * jfk.duration
     assert speech_spans(silence(3), VadOptions()) == []
+
+
+def test_silero_starts_afresh_once_per_long_pause(jfk: Clip) -> None:
+    speech = decode(jfk.audio)
+    audio = np.concatenate([silence(3), speech, silence(1), speech, silence(3)])
+    starts = fresh_starts(audio, quiet_below=0.35, quiet_windows=62)
+    # 62 windows of 32 ms (2 s) in a row: in the leading silence, not in the pause of 1.7 s
+    # between the two speeches, and 2 s after the last word.
+    last_word = speech_spans(audio, VadOptions())[-1].end - 0.3  # less its padding
+    assert starts[:2] == [0, 62 * 512] and len(starts) == 3, starts
+    assert 1.9 < starts[2] / SR - last_word < 2.5, (starts, last_word)
+    assert fresh_starts(silence(1.5), quiet_below=0.35, quiet_windows=62) == [0]
+
+
+def test_a_file_of_two_recordings_keeps_the_second_ones_speech(en_clips: list[Clip]) -> None:
+    # Silero's state carried from the first recording (27 s of one speaker) scored the second's
+    # first 12 s of speech below 0.1: one state over the file found no speech from 26.1 s to
+    # 41.5 s, and an upload lost two sentences.
+    by_id = {c.id: c for c in en_clips}
+    first, second = (decode(by_id[i].audio) for i in ("mfa-acoustic_corpus", "mfa-cold_corpus"))
+    audio = np.concatenate([silence(0.5), first, silence(2.0), second, silence(1.5)])
+    second_at = 0.5 + first.size / SR + 2.0
+    alone = speech_spans(second, VadOptions())
+    heard = [s for s in speech_spans(audio, VadOptions()) if s.end > second_at]
+    assert heard[0].start - second_at < alone[0].start + 0.5, (heard[0], alone[0])
+    heard_s = sum(s.duration for s in heard)
+    assert heard_s > 0.9 * sum(s.duration for s in alone), heard
 
 
 def words(*items: tuple[float, float, str]) -> tuple[Word, ...]:

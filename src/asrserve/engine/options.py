@@ -23,6 +23,12 @@ class AudioLimits:
     """Longest decoded audio accepted, in seconds (None: no limit)."""
 
 
+SILERO_RESET_AFTER_S = 2.0
+"""Silence after which Silero's state starts afresh, live and offline: carried on for minutes,
+it stops hearing speech (after 25 s of one speaker, the next recording's first 12 s scored below
+0.1 against 0.5-0.96 from a fresh state)."""
+
+
 @dataclass(frozen=True, slots=True)
 class VadOptions:
     """Silero VAD settings and how speech regions are merged into decode chunks."""
@@ -40,6 +46,8 @@ class VadOptions:
     max_merge_gap_s: float = 2.0
     """A silence longer than this starts a new chunk even if the chunk has room: the model is
     more prone to hallucinate over long silences."""
+    reset_after_silence_s: float | None = SILERO_RESET_AFTER_S
+    """Silero's state starts afresh after this much silence (None: one state for the file)."""
 
 
 @dataclass(frozen=True, slots=True)

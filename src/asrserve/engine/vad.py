@@ -9,6 +9,7 @@ hundreds of MB, so the first build happens under a lock here (`silero_model`).
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from faster_whisper.vad import SileroVADModel, get_speech_timestamps, get_vad_mo
 from faster_whisper.vad import VadOptions as SileroOptions
 
 from asrserve.engine.audio import SAMPLE_RATE
-from asrserve.engine.options import VadOptions
+from asrserve.engine.options import SILERO_RESET_AFTER_S, VadOptions
 from asrserve.engine.types import SpeechSpan
 
 _FIRST_BUILD = threading.Lock()
@@ -46,20 +47,91 @@ class Chunk:
         return self.end - self.start
 
 
+_WINDOW = 512
+"""Silero scores 32 ms windows at 16 kHz..."""
+_CONTEXT = 64
+"""...each seeing the 4 ms before it."""
+_BLOCK = 256
+"""Windows per Silero call over a whole file (8 s): a reset re-scores the rest of its block."""
+
+
+def _fresh_state() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((1, 1, 128), np.float32), np.zeros((1, 1, 128), np.float32)
+
+
+def _with_context(windows: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """Silero's input rows: each window after the `_CONTEXT` samples that precede it."""
+    contexts = np.concatenate([before[None, :], windows[:-1, -_CONTEXT:]])
+    return np.concatenate([contexts, windows], axis=1)
+
+
+def fresh_starts(audio: np.ndarray, *, quiet_below: float, quiet_windows: int) -> list[int]:
+    """Sample offsets (0 first) where Silero's state starts afresh over a whole file.
+
+    Carried on for minutes, the state drifts deaf (snakers4/silero-vad#725): a reset once
+    `quiet_windows` windows in a row score below `quiet_below`, as the live `Endpointer` does,
+    lands in a pause and so never while an onset forms. The windows after it are scored again
+    from the fresh state, so the offsets are exact.
+    """
+    session = silero_model().session
+    windows = np.pad(audio, (0, -audio.size % _WINDOW)).reshape(-1, _WINDOW)
+    rows = _with_context(windows, np.zeros(_CONTEXT, np.float32))
+    starts = [0]
+    h, c = _fresh_state()
+    at = quiet = 0
+    while at < len(rows):
+        probs, h_after, c_after = session.run(
+            None, {"input": rows[at : at + _BLOCK], "h": h, "c": c}
+        )
+        scored = np.asarray(probs).reshape(-1)
+        for i, prob in enumerate(scored):
+            quiet = quiet + 1 if prob < quiet_below else 0
+            if quiet == quiet_windows:
+                at += i + 1
+                starts.append(at * _WINDOW)
+                h, c = _fresh_state()
+                break
+        else:
+            at += scored.size
+            h, c = h_after, c_after
+    return [s for s in starts if s < audio.size]
+
+
 def speech_spans(audio: np.ndarray, options: VadOptions) -> list[SpeechSpan]:
-    """Regions of speech, padded, each at most `options.max_chunk_s` long."""
+    """Regions of speech, padded, each at most `options.max_chunk_s` long.
+
+    faster-whisper's hysteresis finds them, in stretches that each start Silero afresh
+    (`fresh_starts`): with one state over a whole file, a 55 s upload of two recordings lost
+    the second's first 12 s of speech.
+    """
     if audio.size == 0:
         return []
+    quiet_below = max(options.threshold - 0.15, 0.01)  # faster-whisper's own neg_threshold
     silero = SileroOptions(
         threshold=options.threshold,
+        neg_threshold=quiet_below,
         min_speech_duration_ms=options.min_speech_ms,
         max_speech_duration_s=options.max_chunk_s,
         min_silence_duration_ms=options.min_silence_ms,
         speech_pad_ms=options.speech_pad_ms,
     )
     silero_model()  # built once, before faster-whisper's own call looks it up
-    stamps = get_speech_timestamps(audio, silero, sampling_rate=SAMPLE_RATE)
-    return [SpeechSpan(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+    starts = [0]
+    if options.reset_after_silence_s is not None:
+        quiet = max(1, round(options.reset_after_silence_s * SAMPLE_RATE / _WINDOW))
+        starts = fresh_starts(audio, quiet_below=quiet_below, quiet_windows=quiet)
+    # Each stretch but the first begins its padding's length before its fresh start, inside
+    # the pause, so a word that follows the pause at once keeps its padding.
+    lead = round(options.speech_pad_ms * SAMPLE_RATE / 1000)
+    spans: list[SpeechSpan] = []
+    for fresh, end in itertools.pairwise([*starts, audio.size]):
+        start = max(0, fresh - lead)
+        stamps = get_speech_timestamps(audio[start:end], silero, sampling_rate=SAMPLE_RATE)
+        spans += [
+            SpeechSpan((start + s["start"]) / SAMPLE_RATE, (start + s["end"]) / SAMPLE_RATE)
+            for s in stamps
+        ]
+    return spans
 
 
 def plan_chunks(
@@ -109,12 +181,6 @@ def plan_chunks(
     return chunks
 
 
-_WINDOW = 512
-"""Silero scores 32 ms windows at 16 kHz..."""
-_CONTEXT = 64
-"""...each seeing the 4 ms before it."""
-
-
 class SileroStream:
     """Silero over live audio: windows scored as they complete, the LSTM state carried over.
 
@@ -129,8 +195,7 @@ class SileroStream:
 
     def reset(self) -> None:
         """Forget the LSTM state (not the audio context): as at the start of a stream."""
-        self._h = np.zeros((1, 1, 128), np.float32)
-        self._c = np.zeros((1, 1, 128), np.float32)
+        self._h, self._c = _fresh_state()
 
     def probabilities(self, pcm: np.ndarray) -> np.ndarray:
         """Speech probability of every 32 ms window completed by `pcm`."""
@@ -140,9 +205,8 @@ class SileroStream:
         if whole == 0:
             return np.zeros(0, np.float32)
         windows = audio[:whole].reshape(-1, _WINDOW)
-        contexts = np.concatenate([self._context[None, :], windows[:-1, -_CONTEXT:]])
+        batch = _with_context(windows, self._context)
         self._context = windows[-1, -_CONTEXT:].copy()
-        batch = np.concatenate([contexts, windows], axis=1)
         probs, self._h, self._c = self._session.run(
             None, {"input": batch, "h": self._h, "c": self._c}
         )
@@ -168,9 +232,9 @@ class EndpointerOptions:
     sentence_end_min_s: float = 3.0
     """...once the utterance is this long: a sentence of a second or two decodes worse alone
     than with the next (Beckett's "Ever failed." alone: "Everfair old.")."""
-    reset_after_silence_s: float = 2.0
+    reset_after_silence_s: float = SILERO_RESET_AFTER_S
     """Silero's state starts afresh once this much silence follows an utterance (a pause
-    between turns): carried on for minutes, it stops hearing speech."""
+    between turns)."""
     pre_roll_ms: int = 300
     """Audio kept before the detected start so the first word is whole."""
     max_utterance_s: float = 25.0
@@ -231,11 +295,10 @@ class Endpointer:
                 # its first word.
                 self._quiet = self._quiet + 1 if prob < opts.neg_threshold else 0
                 if self._quiet == need_reset:
-                    # Carried across a long stream, Silero's state drifts deaf: after 25 s of
-                    # one speaker, the next recording's first 12 s of speech scored below 0.1
-                    # (0.5-0.96 from a fresh state) and opened no utterance. A long pause is a
-                    # safe place to start afresh; at the end of the utterance itself, a soft
-                    # word after a short pause ("ask" after JFK's "Americans") was lost.
+                    # Silero's state drifts deaf over a long stream (SILERO_RESET_AFTER_S). A
+                    # long pause is a safe place to start afresh; at the end of the utterance
+                    # itself, a soft word after a short pause ("ask" after JFK's "Americans")
+                    # was lost.
                     self._vad.reset()
                 # Silero's own hysteresis: a run opens on a window at `threshold` and holds while
                 # windows stay at `neg_threshold`. Soft words ("ask" before "not") hover between
