@@ -67,8 +67,9 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[1]
 
 MODEL = "whisper-base"
-DEVICE = "cpu"
-COMPUTE_TYPE = "int8"
+# BENCH_DEVICE=cuda measures a GPU, at the compute type the engine picks there by default.
+DEVICE = os.environ.get("BENCH_DEVICE", "cpu")
+COMPUTE_TYPE = "int8" if DEVICE == "cpu" else "float16"
 BEAM_SIZE = 5
 
 ENDPOINT = "/v1/audio/transcriptions"

@@ -219,7 +219,16 @@ class ModelRegistry:
         )
         pipeline = Pipeline(engine, batcher, limits=self.limits, languages=self.languages)
         seconds = time.monotonic() - started
-        log.info("loaded model", extra={"model": resolved.name, "seconds": round(seconds, 3)})
+        info = engine.info
+        log.info(
+            "loaded model",
+            extra={
+                "model": resolved.name,
+                "seconds": round(seconds, 3),
+                "device": info.device,
+                "compute_type": info.compute_type,
+            },
+        )
         if self._on_load is not None:
             self._on_load(resolved.name, seconds)
         return LoadedModel(resolved, engine, batcher, pipeline, seconds)

@@ -30,6 +30,10 @@ class EngineInfo:
     workers: int = 1
     """How many `transcribe_chunks` calls may run at once; the batcher decodes that many
     batches side by side."""
+    device: str = "cpu"
+    """Where the model runs: `cpu` or `cuda`."""
+    compute_type: str = "default"
+    """The numeric type it decodes in (CTranslate2's: int8, float16...)."""
 
 
 @runtime_checkable
