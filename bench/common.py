@@ -26,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from asrserve.engine.engines.whisper import default_compute_type
 from asrserve.engine.engines.whisper import usable_cpus as available_cpus
 from asrserve.evaluation.devset import Clip
 
@@ -69,7 +70,7 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL = "whisper-base"
 # BENCH_DEVICE=cuda measures a GPU, at the compute type the engine picks there by default.
 DEVICE = os.environ.get("BENCH_DEVICE", "cpu")
-COMPUTE_TYPE = "int8" if DEVICE == "cpu" else "float16"
+COMPUTE_TYPE = default_compute_type(DEVICE)
 BEAM_SIZE = 5
 
 ENDPOINT = "/v1/audio/transcriptions"

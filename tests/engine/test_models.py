@@ -256,31 +256,29 @@ def test_a_niced_model_decodes_in_niced_threads_and_the_others_do_not(
     assert os.getpriority(os.PRIO_PROCESS, 0) == 0, "the loading thread kept its niceness"
 
 
-def test_loading_a_whisper_model_leaves_numpys_blas_one_thread(tmp_path: Path) -> None:
+def test_loading_a_whisper_model_leaves_numpys_blas_one_thread(tmp_path: Path, jfk: Clip) -> None:
     # In a fresh interpreter: the BLAS pool starts with a thread per core, and its spinning
     # helpers would take cores from CTranslate2 between feature extractions.
-    if len(os.sched_getaffinity(0)) < 2:
+    from asrserve.engine.engines.whisper import usable_cpus
+
+    if usable_cpus() < 2:
         pytest.skip("one CPU: the BLAS pool has no helper threads to begin with")
     script = """
 import json, sys
+from pathlib import Path
 from threadpoolctl import threadpool_info
-from asrserve.engine import ModelRegistry
-from asrserve.engine.audio import decode
+from asrserve.engine import DecodeOptions, ModelRegistry, decode
 
 def blas():
     return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
 
 before = blas()
-registry = ModelRegistry(cache_dir=__import__("pathlib").Path(sys.argv[1]))
-with registry.use("whisper-tiny.en") as tiny:
-    from asrserve.engine import DecodeOptions
-    text = tiny.engine.transcribe_chunks([decode(sys.argv[2])], DecodeOptions(language="en"))
-registry.close()
-print(json.dumps({"before": before, "after": blas(), "text": " ".join(s.text for s in text[0])}))
+with ModelRegistry(cache_dir=Path(sys.argv[1])) as registry, registry.use("whisper-tiny.en") as m:
+    (segments,) = m.engine.transcribe_chunks([decode(sys.argv[2])], DecodeOptions(language="en"))
+print(json.dumps({"before": before, "after": blas(), "text": " ".join(s.text for s in segments)}))
 """
-    jfk = Path(__file__).parents[2] / "samples" / "jfk.wav"
     out = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path), str(jfk)],
+        [sys.executable, "-c", script, str(tmp_path), str(jfk.audio)],
         capture_output=True, text=True, check=True, timeout=300,
     )  # fmt: skip
     seen = json.loads(out.stdout.strip().splitlines()[-1])
