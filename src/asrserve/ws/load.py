@@ -57,8 +57,9 @@ class LoadOptions:
     """...one at most this often, so each shed's freed share shows in the lags before the next."""
     capacity_busy_share: float = 0.45
     """The final model's busy share at which streams still get their finals in time: on the
-    streaming benchmark (2 cores, whisper-base, 2026-12-03) N = 4 was real time at 41 % busy
-    (continuous speech) and N = 8 was not at 60 % (half silent) and 86 % (continuous)."""
+    streaming benchmark (2 cores, whisper-base, 2026-12-04) every level at up to 38 % busy was
+    real time; at 54 % N = 8 continuous was (p95 2.53 s) and N = 16 half silent was not (p95
+    4.00 s); N = 16 continuous at 86 % was not."""
     capacity_window_s: float = 60.0
     """The estimate reads the last this-many seconds..."""
     capacity_min_audio_s: float = 30.0
