@@ -111,6 +111,22 @@ def test_a_client_faster_than_real_time_is_not_behind_while_the_server_keeps_pac
     assert lag.due(10.06) == clock.now
 
 
+def test_frames_that_queued_while_the_stream_started_put_its_schedule_no_later() -> None:
+    clock = FakeClock()
+    lag = StreamLag(clock)
+    lag.begin()  # the configuration arrived; its models take a second to load
+    clock.now += 1.0
+    # The second's frames, then read in a burst: due as they are read, none in the future.
+    dues = [lag.due(0.06 * k) for k in range(1, 17)]
+    assert dues == [clock.now] * 16
+    clock.now += 0.06
+    assert lag.due(0.06 * 17) == clock.now
+    # A final queued now and not sent is late from now on, not a second from now.
+    lag.waiting(1, lag.due(0.06 * 17))
+    clock.now += 0.5
+    assert lag.lag_s() == pytest.approx(0.5)
+
+
 class FakeModel:
     """The final model's decode time so far, advanced by the test."""
 

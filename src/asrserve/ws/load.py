@@ -137,15 +137,23 @@ class StreamLag:
     """How far one stream's processing is behind its real-time schedule.
 
     Audio is due when it arrived, or when a real-time client would have sent it (the stream's
-    first audio plus its position), whichever is later: a client sending a file faster than
-    real time is not behind while the server keeps real time for it. The lag is the age of the
-    oldest thing due and not done: audio not yet fed to the session, or a final not yet sent.
+    start plus its position), whichever is later: a client sending a file faster than real time
+    is not behind while the server keeps real time for it. The lag is the age of the oldest
+    thing due and not done: audio not yet fed to the session, or a final not yet sent.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._first: float | None = None
         self._waiting: dict[int, float] = {}
+
+    def begin(self) -> None:
+        """The stream starts now (its configuration arrived): its audio is due from here.
+        Anchored at the first audio instead, the frames that queue while the stream's models
+        load arrive in a burst and put the schedule ahead of real time by the load's length,
+        so a stream could then fall that far behind unseen (under a CPU hog: every final of a
+        stream, and the `server_overloaded` it was owed)."""
+        self._first = self._clock()
 
     def due(self, stream_s: float) -> float:
         """When the audio ending at `stream_s` (seconds into the stream) is due: now, or its

@@ -65,6 +65,9 @@ LINGER_S = 5.0
 DRAIN_QUIET_S = 2.0
 """While draining, a client that sends nothing for this long has stopped speaking: its utterance
 ends there (a live client sends a frame every 60 ms or so)."""
+LAG_CHECK_S = 0.5
+"""How often a stream whose client sends nothing checks whether its results are too late (a
+sending client's frames check it each time)."""
 DRAIN_BACKLOG_S = 0.02
 """While draining, a stream with no speech in progress ends when no frame comes within this: it
 has no backlog of frames that arrived before the drain (and might start an utterance)."""
@@ -309,15 +312,10 @@ class Connection:
             if self._receiving is None:
                 self._receiving = asyncio.ensure_future(self.websocket.receive())
             if not drain.draining:
-                idle_s = self.server.options.idle_timeout_s
-                await asyncio.wait(
-                    (self._receiving, self._drain_begun),
-                    timeout=idle_s,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if not self._receiving.done():
+                if not await self._await_frame():
                     if drain.draining:
                         continue
+                    idle_s = self.server.options.idle_timeout_s
                     await self._fail(
                         f"No data for {idle_s:g} s; closing the idle stream.",
                         "idle_timeout",
@@ -345,6 +343,25 @@ class Connection:
                 await self._on_audio(message["bytes"])
         await self._end_for_drain()
 
+    async def _await_frame(self) -> bool:
+        """Waits for the next message, the drain, or the idle timeout (False). While the client
+        sends nothing, the stream's lag is still checked: a client that stopped sending (without
+        its end message) while finals are late is told `server_overloaded`, not left waiting."""
+        assert self._receiving is not None and self._drain_begun is not None
+        loop = asyncio.get_running_loop()
+        idle_until = loop.time() + self.server.options.idle_timeout_s
+        while (left := idle_until - loop.time()) > 0:
+            await asyncio.wait(
+                (self._receiving, self._drain_begun),
+                timeout=min(left, LAG_CHECK_S),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if self._receiving.done() or self.server.drain.draining:
+                return self._receiving.done()
+            if self.session is not None:
+                self._check_feeder()
+        return False
+
     def _utterance_open(self) -> bool:
         """Whether the stream has speech in progress that the drain lets it finish."""
         if self.config is None or self.session is None:
@@ -368,6 +385,7 @@ class Connection:
 
     async def _start(self, config: ClientConfig) -> None:
         self.config = config
+        self.lag.begin()
         options = self.server.options
         registry = self.server.registry
         self.final_model = await anyio.to_thread.run_sync(registry.acquire, options.final_model)
