@@ -120,12 +120,13 @@ def load_event(stderr: str) -> tuple[float, float] | None:
     return None
 
 
-def cli_environment(cpu_threads: int) -> dict[str, str]:
+def cli_environment(cpu_threads: int, decode_workers: int = 1) -> dict[str, str]:
     """The environment for an `asrserve transcribe` run: only our settings, since ASRSERVE_*
     variables in the caller's shell would make the CLI run differently from the other rows."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASRSERVE_")}
     env |= {
         "ASRSERVE_CPU_THREADS": str(cpu_threads),
+        "ASRSERVE_DECODE_WORKERS": str(decode_workers),
         # Info-level JSON logs carry the "loaded model" line that splits load from decoding.
         "ASRSERVE_LOG_LEVEL": "info",
         "ASRSERVE_LOG_FORMAT": "json",

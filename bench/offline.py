@@ -133,6 +133,8 @@ class BenchSettings:
     cpu_threads: int
     jobs: int
     batch_size: int
+    decode_workers: int = 1
+    """asrserve's CTranslate2 workers ((c) and (c')); faster-whisper's rows decode on one."""
     language: str = LANGUAGE
     """A language code given to every system, or `auto` to have each detect it."""
     languages: str = ""
@@ -149,6 +151,7 @@ class BenchSettings:
             "--cpu-threads", str(self.cpu_threads),
             "--jobs", str(self.jobs),
             "--batch-size", str(self.batch_size),
+            "--decode-workers", str(self.decode_workers),
             "--language", self.language,
             "--languages", self.languages,
         ]  # fmt: skip
@@ -291,7 +294,10 @@ def _run_pipeline(clips: Sequence[Clip], settings: BenchSettings, launched_at: f
 
     registry = ModelRegistry(
         engine_settings=EngineSettings(
-            device=DEVICE, compute_type=COMPUTE_TYPE, cpu_threads=settings.cpu_threads
+            device=DEVICE,
+            compute_type=COMPUTE_TYPE,
+            cpu_threads=settings.cpu_threads,
+            decode_workers=settings.decode_workers,
         )
     )
     try:
@@ -330,7 +336,7 @@ def _run_cli(clips: Sequence[Clip], settings: BenchSettings, launched_at: float)
     if len(set(stems)) != len(stems):
         # The CLI names outputs by stem and numbers clashes in whatever order files finish.
         raise RuntimeError(f"audio file names repeat in subset {settings.subset}: {stems}")
-    env = cli_environment(settings.cpu_threads)
+    env = cli_environment(settings.cpu_threads, settings.decode_workers)
     with tempfile.TemporaryDirectory(prefix="asrserve-bench-") as out_dir:
         command = cli_transcribe_command(
             clips,
@@ -574,7 +580,8 @@ def _setup_lines(clips: Sequence[Clip], settings: BenchSettings, repeat: int, ma
             f"{language} Word timestamps on for every system, since asrserve always aligns "
             "words (it cuts segments at them). Other decoding options are each library's "
             "defaults.",
-            f"(b) batch size {settings.batch_size}; (c) and (c') {settings.jobs} files at a time.",
+            f"(b) batch size {settings.batch_size}; (c) and (c') {settings.jobs} files at a time "
+            f"on {settings.decode_workers} decode worker(s) of cpu_threads each.",
             f"Each system ran {runs}, each run in a fresh process. The model and audio files "
             "were read once beforehand, so no system pays for cold disk reads.",
             f"Machine: {machine}.",
@@ -663,12 +670,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-clip-s", type=float, default=None, help="Files longer than this.")
     parser.add_argument("--max-clip-s", type=float, default=None, help="Files up to this long.")
     parser.add_argument("--batch-size", type=int, default=8, help="Batch size for (b).")
+    parser.add_argument(
+        "--decode-workers", type=int, default=1, help="asrserve's CTranslate2 workers (c, c')."
+    )
     # Internal: how the parent starts one system in a fresh process.
     parser.add_argument("--worker", choices=list(SYSTEMS), help=argparse.SUPPRESS)
     parser.add_argument("--launched-at", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    require_positive(parser, args, ("repeat", "limit", "cpu_threads", "jobs", "batch_size"))
+    require_positive(
+        parser, args, ("repeat", "limit", "cpu_threads", "jobs", "batch_size", "decode_workers")
+    )
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in args.systems if s not in SYSTEMS]
     if unknown or not args.systems:
@@ -684,6 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpu_threads=args.cpu_threads,
         jobs=args.jobs,
         batch_size=args.batch_size,
+        decode_workers=args.decode_workers,
         language=args.language,
         languages=args.languages,
         clean=args.clean,
