@@ -16,19 +16,7 @@ from asrserve.observability.metrics import Metrics
 from asrserve.ws.load import LiveLoad, StreamCapacity
 from asrserve.ws.options import StreamServerOptions
 from asrserve.ws.server import StreamServer
-
-
-class NotDraining:
-    draining = False
-
-    def time_left(self) -> float:
-        return 30.0
-
-    def utterance_time_left(self) -> float:
-        return 15.0
-
-    async def wait_begun(self) -> None:
-        raise AssertionError("not used")
+from tests.ws.conftest import NotDraining
 
 
 def refusal(lag_s: float, max_streams: int | None) -> tuple[dict[str, Any], int, bytes]:

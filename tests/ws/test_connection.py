@@ -15,27 +15,7 @@ from asrserve.ws import server as ws_server
 from asrserve.ws.load import LoadOptions, StreamLag
 from asrserve.ws.options import StreamServerOptions
 from asrserve.ws.server import Connection, StreamOverloadedError, StreamServer
-
-
-class NotDraining:
-    draining = False
-
-    def time_left(self) -> float:
-        return 30.0
-
-    def utterance_time_left(self) -> float:
-        return 15.0
-
-    async def wait_begun(self) -> None:
-        raise AssertionError("not used")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.ws.conftest import FakeClock, NotDraining
 
 
 def quiet(idle_timeout_s: float, late_s: float | None) -> bool:

@@ -12,14 +12,7 @@ from asrserve.ws.load import (
     StreamLag,
     StreamShedder,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.ws.conftest import FakeClock
 
 
 def load_with(lag: list[float], clock: FakeClock) -> LiveLoad:
