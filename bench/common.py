@@ -120,7 +120,15 @@ def load_event(stderr: str) -> tuple[float, float] | None:
     return None
 
 
-def cli_environment(cpu_threads: int, decode_workers: int = 1) -> dict[str, str]:
+BASELINE_DECODE_WORKERS = 1
+"""asrserve's CTranslate2 workers where a benchmark pins cpu_threads beside faster-whisper,
+which decodes on one worker of cpu_threads: the rows then differ in the pipeline, not in how
+many threads decode (the server's own default, two workers, gives each worker cpu_threads)."""
+
+
+def cli_environment(
+    cpu_threads: int, decode_workers: int = BASELINE_DECODE_WORKERS
+) -> dict[str, str]:
     """The environment for an `asrserve transcribe` run: only our settings, since ASRSERVE_*
     variables in the caller's shell would make the CLI run differently from the other rows."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASRSERVE_")}

@@ -46,6 +46,7 @@ from asrserve.evaluation.processes import ServerProcess, start_server
 from asrserve.evaluation.wer import word_errors
 from bench import offline
 from bench.common import (
+    BASELINE_DECODE_WORKERS,
     BEAM_SIZE,
     COMPUTE_TYPE,
     DEVICE,
@@ -192,6 +193,7 @@ def serve(scratch: Path, settings: BenchSettings) -> ServerProcess:
         device=DEVICE,
         compute_type=COMPUTE_TYPE,
         cpu_threads=str(settings.cpu_threads),
+        decode_workers=str(BASELINE_DECODE_WORKERS),
         # Every request of the busiest level decodes at once and none waits or is refused:
         # the levels measure the server's batching, not its admission control.
         max_concurrent_requests=str(most),

@@ -40,7 +40,7 @@ from asrserve.evaluation.devset import Clip, dev_set_dir, load_subset
 from asrserve.evaluation.processes import ServerProcess, start_server
 from asrserve.evaluation.services import PostgresServer
 from asrserve.evaluation.wer import word_errors
-from bench.common import REPO, available_cpus, machine_description
+from bench.common import BASELINE_DECODE_WORKERS, REPO, available_cpus, machine_description
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,11 @@ def distributed(
     )
     try:
         for _ in range(workers):
-            cluster.add_worker(cpu_threads=str(cpu_threads), job_workers="1")
+            cluster.add_worker(
+                cpu_threads=str(cpu_threads),
+                decode_workers=str(BASELINE_DECODE_WORKERS),
+                job_workers="1",
+            )
         yield cluster.apis[0]
     finally:
         cluster.stop()
@@ -191,7 +195,8 @@ def report(
         "`finished_at − started_at`.\n\n"
         "- (a) embedded: `asrserve serve` alone (SQLite store, one job thread).\n"
         "- (b) `asrserve serve` + one `asrserve worker` (PostgreSQL store, Redis broker).\n"
-        "- (c) as (b) with two workers, each with half the cores (`ASRSERVE_CPU_THREADS`).\n\n"
+        "- (c) as (b) with two workers, each one decode worker of half the cores "
+        "(`ASRSERVE_CPU_THREADS`, `ASRSERVE_DECODE_WORKERS`).\n\n"
         + "\n".join(rows)
         + "\n"
         + overhead

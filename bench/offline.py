@@ -43,6 +43,7 @@ from pathlib import Path
 from asrserve.evaluation.compose import COMPOSED, composed_set
 from asrserve.evaluation.devset import Clip, clean_read, load_subset
 from bench.common import (
+    BASELINE_DECODE_WORKERS,
     BEAM_SIZE,
     COMPUTE_TYPE,
     DEVICE,
@@ -133,7 +134,7 @@ class BenchSettings:
     cpu_threads: int
     jobs: int
     batch_size: int
-    decode_workers: int = 1
+    decode_workers: int = BASELINE_DECODE_WORKERS
     """asrserve's CTranslate2 workers ((c) and (c')); faster-whisper's rows decode on one."""
     language: str = LANGUAGE
     """A language code given to every system, or `auto` to have each detect it."""
@@ -671,7 +672,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-clip-s", type=float, default=None, help="Files up to this long.")
     parser.add_argument("--batch-size", type=int, default=8, help="Batch size for (b).")
     parser.add_argument(
-        "--decode-workers", type=int, default=1, help="asrserve's CTranslate2 workers (c, c')."
+        "--decode-workers",
+        type=int,
+        default=BASELINE_DECODE_WORKERS,
+        help="asrserve's CTranslate2 workers (c, c'), each of --cpu-threads.",
     )
     # Internal: how the parent starts one system in a fresh process.
     parser.add_argument("--worker", choices=list(SYSTEMS), help=argparse.SUPPRESS)

@@ -31,12 +31,13 @@ class EngineSettings:
     """CTranslate2 compute type; `default` is int8 on CPU and float16 on CUDA."""
     cpu_threads: int = 0
     """Threads per decode worker on CPU; 0 shares every core among the workers."""
-    decode_workers: int = 1
-    """Batches one model decodes at once (CTranslate2 workers). On 2 AVX2 cores, 24 stream
-    finals from two callers took 25.3 s with one worker of 2 threads, 24.6 s with two of 1
-    (45.1 s before idle workers shared queued windows out) and 26.8 s with two of 2; a burst
-    of 32 short files 20-24 s with one worker, 30-39 s with two of 1: one worker, which
-    batches what queues behind it, until two pay their memory (twice the activations)."""
+    decode_workers: int = 2
+    """Batches one model decodes at once (CTranslate2 workers; on one GPU they share the
+    weights). On 2 AVX2 cores, two workers of 1 thread against one of 2 (two interleaved
+    rounds, 2026-12-04): 16 half-silent live streams, final p95 3.11 and 3.60 s against 5.20
+    and 4.82 s; files cost the same (5 long ones 10.4 and 16.6 s against 15.9 and 15.0 s, 32
+    short ones 8.3 and 7.6 s against 8.2 and 8.7 s). Before the BLAS fix two workers cost files
+    10-48 %, which kept one the default until then."""
     cpu_nice: int = 0
     """Niceness of the model's decode threads (Whisper, Linux): above 0 they take the cores
     only when other models leave them. The live partial model at 10 beside whisper-base finals
