@@ -158,10 +158,9 @@ class StreamLag:
     def due(self, stream_s: float) -> float:
         """When the audio ending at `stream_s` (seconds into the stream) is due: now, or its
         real-time place, whichever is later."""
-        now = self._clock()
         if self._first is None:
-            self._first = now - stream_s
-        return max(now, self._first + stream_s)
+            raise RuntimeError("StreamLag.begin() first: the schedule starts at the stream's start")
+        return max(self._clock(), self._first + stream_s)
 
     def waiting(self, key: int, due: float) -> None:
         """`key` (an `id()`) is due at `due` and not done yet."""
