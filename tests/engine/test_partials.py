@@ -43,8 +43,10 @@ class Pace:
     def __init__(self, interval: float | None) -> None:
         self.interval = interval
         self.skipped = 0
+        self.asked_first: list[bool] = []
 
-    def partial_interval(self, normal_s: float) -> float | None:
+    def partial_interval(self, normal_s: float, *, first: bool = False) -> float | None:
+        self.asked_first.append(first)
         return self.interval
 
     def skipped_partial(self) -> None:
@@ -81,6 +83,9 @@ def test_fewer_partials_under_load_each_skip_counted_once() -> None:
     assert submitter.sizes == [24000 * k for k in range(1, 5)]
     # Between decodes, the normal-pace partials due at 0.5 s and 1.0 s of each 1.5 s were held.
     assert pace.skipped == 8
+    # The pace is asked about the utterance's first partial as such until it was submitted.
+    assert pace.asked_first[0] and not pace.asked_first[-1]
+    assert pace.asked_first.count(True) == 25 - 9 + 1, "from 0.5 s of speech to 1.5 s"
 
 
 def test_no_partials_while_only_finals_are_decoded() -> None:

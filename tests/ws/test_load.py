@@ -39,8 +39,10 @@ def test_what_each_level_sheds() -> None:
     assert load.partial_interval(0.5) == 0.5 and load.accepts_streams
     lag[0] = 0.5
     assert load.partial_interval(0.5) == pytest.approx(1.5) and load.accepts_streams
+    assert load.partial_interval(0.5, first=True) == 0.5, "an utterance's first partial is cheap"
     lag[0] = 1.0
     assert load.partial_interval(0.5) is None and load.accepts_streams
+    assert load.partial_interval(0.5, first=True) is None, "paused means paused"
     lag[0] = 3.0
     assert load.partial_interval(0.5) is None and not load.accepts_streams
 

@@ -31,8 +31,9 @@ class ChunkSubmitter(Protocol):
 class PartialPace(Protocol):
     """The server's load, as re-decoding partial decoders see it (`ws.load.LiveLoad`)."""
 
-    def partial_interval(self, normal_s: float) -> float | None:
-        """The audio to wait for between re-decodes now; None: no partials for now."""
+    def partial_interval(self, normal_s: float, *, first: bool = False) -> float | None:
+        """The audio to wait for between re-decodes now (before the utterance's `first`
+        partial: since it began); None: no partials for now."""
         ...
 
     def skipped_partial(self) -> None: ...
@@ -89,7 +90,11 @@ class WhisperPartials:
         waited = utterance.size - self._submitted
         if waited < self.interval:
             return self._last  # load only ever makes partials rarer
-        interval_s = self.pace.partial_interval(self.interval_s) if self.pace else self.interval_s
+        interval_s = (
+            self.pace.partial_interval(self.interval_s, first=self._submitted == 0)
+            if self.pace
+            else self.interval_s
+        )
         if (
             self._pending is None
             and interval_s is not None
