@@ -123,7 +123,8 @@ def load_event(stderr: str) -> tuple[float, float] | None:
 BASELINE_DECODE_WORKERS = 1
 """asrserve's CTranslate2 workers where a benchmark pins cpu_threads beside faster-whisper,
 which decodes on one worker of cpu_threads: the rows then differ in the pipeline, not in how
-many threads decode (the server's own default, two workers, gives each worker cpu_threads)."""
+many threads decode (the server's own `decode_workers` default gives each of its workers
+cpu_threads)."""
 
 
 def cli_environment(
