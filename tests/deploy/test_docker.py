@@ -24,7 +24,10 @@ from asrserve.evaluation.processes import free_port
 from asrserve.evaluation.wer import word_errors
 
 DOCKERFILES = sorted((ROOT / "deploy" / "docker").glob("Dockerfile*"))
-GRACE_S = 20
+GRACE_S = 90
+"""Long enough for the 53 s file in flight to finish on a machine whose cores are busy with
+other work (a fresh-clone run under a CPU hog took 23 s, past the 20 s this was); on an idle
+machine the container still exits as soon as that file is done."""
 
 
 def test_dockerfiles_are_hadolint_clean() -> None:
@@ -107,7 +110,7 @@ def test_image_serves_speech_and_stops_cleanly_on_sigterm(
         caller.join(timeout=60)
         print(f"SIGTERM: exit {exit_code} after {stopped_after:.1f} s (grace {GRACE_S} s)")
         assert exit_code == 0
-        assert stopped_after < GRACE_S + 10
+        assert stopped_after < GRACE_S, "the grace ran out: the drain did not end the process"
         assert result["status"] == 200
         assert word_errors([clip.text], [str(result["text"])]).rate < 0.15
 

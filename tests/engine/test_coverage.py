@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from asrserve.engine import Segment, Word
-from asrserve.engine.coverage import splice, uncovered_spans
+from asrserve.engine.coverage import splice, uncovered_spans, unheard_dropped
 from asrserve.engine.types import SpeechSpan
 
 
@@ -26,6 +28,21 @@ def test_a_skipped_repeat_is_found() -> None:
 def test_a_word_stretched_a_little_into_a_skipped_region_does_not_cover_it() -> None:
     said = [segment((0.4, 1.5, " Go"), (1.5, 5.9, " forward."))]
     assert uncovered_spans(said, THREE_PROMPTS, pad_s=PAD) == THREE_PROMPTS[1:]
+
+
+def test_a_word_stretched_over_the_next_saying_does_not_cover_it() -> None:
+    # Measured (2026-12-07): a sentence said twice 0.4 s apart came out once, its last word
+    # stretched from 2.4 s over the whole second saying.
+    spans = [SpeechSpan(0.0, 3.37), SpeechSpan(3.8, 7.37), SpeechSpan(8.44, 9.77)]
+    said = [segment((0.0, 0.24, " And"), (0.24, 1.22, " tender"), (1.22, 2.4, " churl"),
+                    (2.4, 7.0, " niggarding."))]  # fmt: skip
+    assert uncovered_spans(said, spans, pad_s=PAD) == spans[1:]
+    repair = [segment((0.2, 0.5, " And"), (0.5, 1.4, " tender"), (1.4, 2.2, " churl"),
+                      (2.2, 3.2, " niggarding."))]  # fmt: skip
+    out = splice(said, [(spans[1], repair)], spans)
+    # The stretched word stays with the saying it starts in, ending where the repair begins.
+    assert [s.text for s in out] == [" And tender churl niggarding."] * 2
+    assert out[0].end == 3.8 and out[1].start == 4.0
 
 
 def test_regions_with_words_and_whole_silent_chunks_need_nothing() -> None:
@@ -54,7 +71,7 @@ def test_the_repair_takes_its_place_in_time_order_and_replaces_what_was_there() 
     first = [segment((0.4, 1.5, " Go"), (1.5, 3.6, " forward."), (6.0, 8.0, " forward."),
                      (10.4, 13.6, " Stop."))]  # fmt: skip
     repair = [segment((0.2, 1.2, " Go"), (1.2, 3.5, " forward."))]
-    out = splice(first, [(THREE_PROMPTS[1], repair)])
+    out = splice(first, [(THREE_PROMPTS[1], repair)], THREE_PROMPTS)
     assert [s.text for s in out] == [" Go forward.", " Go forward.", " Stop."]
     assert [s.id for s in out] == [0, 1, 2]
     assert [(s.start, s.end) for s in out] == [(0.4, 3.6), (5.2, 8.5), (10.4, 13.6)]
@@ -65,6 +82,28 @@ def test_the_repair_takes_its_place_in_time_order_and_replaces_what_was_there() 
 def test_spliced_segments_never_overlap() -> None:
     first = [segment((0.4, 5.3, " Hello."))]
     repair = [segment((0.0, 2.0, " Again."))]
-    out = splice(first, [(SpeechSpan(5.0, 9.0), repair)])
+    out = splice(
+        first, [(SpeechSpan(5.0, 9.0), repair)], [SpeechSpan(0.0, 4.8), SpeechSpan(5.0, 9.0)]
+    )
     assert [s.text for s in out] == [" Hello.", " Again."]
     assert out[1].start >= out[0].end
+
+
+def test_text_outside_speech_goes_only_when_the_decoder_doubts_it_too() -> None:
+    # VAD off: one region of speech at 0-4 s, and text at 6-7 s where the VAD heard none.
+    spans = [SpeechSpan(0.0, 4.0)]
+    said = segment((0.4, 3.6, " Hello."))
+
+    def outside(no_speech: float, logprob: float) -> Segment:
+        return replace(segment((6.0, 7.0, " Yeah.")), id=1, no_speech_prob=no_speech,
+                       avg_logprob=logprob)  # fmt: skip
+
+    confident = outside(0.2, -0.5)  # speech the VAD missed (a whisper)
+    assert unheard_dropped([said, confident], spans, 0.6, -1.0) == [said, confident]
+    assert unheard_dropped([said, outside(0.8, -0.5)], spans, 0.6, -1.0) == [said]
+    assert unheard_dropped([said, outside(0.4, -2.2)], spans, 0.6, -1.0) == [said]  # applause
+    # Without a log-probability rule only the no-speech probability counts.
+    assert unheard_dropped([said, outside(0.4, -2.2)], spans, 0.6) == [said, outside(0.4, -2.2)]
+    # Text under speech is never dropped, however unlikely.
+    under = replace(said, no_speech_prob=0.9, avg_logprob=-3.0)
+    assert unheard_dropped([under], spans, 0.6, -1.0) == [under]

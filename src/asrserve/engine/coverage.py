@@ -31,11 +31,12 @@ def uncovered_spans(
     """Speech regions of a chunk that decoded words (or word-less segments) barely overlap.
 
     Each region is first shrunk by the VAD's padding (`pad_s`), so a word of the neighbouring region
-    that the alignment stretched into the pad does not count as covering it. Returns nothing
+    that the alignment stretched into the pad does not count as covering it; nor does the part
+    of a word past the end of the region it starts in. Returns nothing
     unless some region is covered: a chunk with no words at all was judged silent as a whole,
     and decoding its pieces again would only invite text where the model heard none.
     """
-    marks = [(w.start, w.end) for s in segments for w in s.words]
+    marks = [_within_own_region(w.start, w.end, spans) for s in segments for w in s.words]
     marks += [(s.start, s.end) for s in segments if not s.words and s.text.strip()]
     if not marks or len(spans) < 2:
         return []
@@ -48,6 +49,23 @@ def uncovered_spans(
         if _covered(marks, low, high) < MIN_COVERED * (high - low):
             empty.append(span)
     return empty
+
+
+def _region_of(start: float, spans: Sequence[SpeechSpan]) -> int | None:
+    """The speech region a word starting at `start` belongs to: the one it starts in, or the
+    next one when it starts in the pause before it."""
+    return next((i for i, span in enumerate(spans) if start < span.end), None)
+
+
+def _within_own_region(
+    start: float, end: float, spans: Sequence[SpeechSpan]
+) -> tuple[float, float]:
+    """A word's time cut at the end of its region. No word runs across a pause the VAD heard
+    no speech in: one that does was stretched by the alignment over a repeat the decoder
+    skipped (measured: "niggarding." from 2.4 s to 7.0 s, over the whole second saying of its
+    sentence, 3.8-7.4 s)."""
+    region = _region_of(start, spans)
+    return (start, end) if region is None else (start, max(start, min(end, spans[region].end)))
 
 
 def barely_heard(segments: Sequence[Segment], duration: float) -> bool:
@@ -74,35 +92,51 @@ def _covered(marks: Sequence[tuple[float, float]], low: float, high: float) -> f
 
 
 def unheard_dropped(
-    segments: Sequence[Segment], spans: Sequence[SpeechSpan], no_speech_threshold: float
+    segments: Sequence[Segment],
+    spans: Sequence[SpeechSpan],
+    no_speech_threshold: float,
+    log_prob_threshold: float | None = None,
 ) -> list[Segment]:
-    """Segments without those that overlap no speech region and that the decoder itself
-    gave a no-speech probability of `no_speech_threshold` or more: with VAD filtering off,
-    Whisper writes "you" on digital silence (no-speech 0.73) and "Yeah." on pink noise (0.81)
-    with likely enough tokens for its own silence rule to keep them."""
-    kept = [
-        s
-        for s in segments
-        if s.no_speech_prob < no_speech_threshold
-        or any(span.end > s.start and span.start < s.end for span in spans)
-    ]
+    """Segments without those that overlap no speech region and that the decoder itself does
+    not take for speech either: it gave them a no-speech probability of `no_speech_threshold`
+    or more, or no decode of them, at any temperature, reached `log_prob_threshold`.
+
+    With VAD filtering off, Whisper writes "you" on digital silence (no-speech 0.73) and
+    "Yeah." on pink noise (0.81) with likely enough tokens for its own silence rule to keep
+    them. Applause (2026-12-07, an AVX2 processor) came out at no-speech 0.39 as "That's a good
+    day." (log-probability -2.18 at temperature 0.6), and as other sampled sentences from run to
+    run. Speech the VAD missed decodes likely enough: the only other text outside its regions
+    in the English and Czech development sets (175 clips, VAD off) was a whispered sentence at
+    -0.93 and a hesitation "uh," at -0.47.
+    """
+
+    def unheard(s: Segment) -> bool:
+        if any(span.end > s.start and span.start < s.end for span in spans):
+            return False
+        unlikely = log_prob_threshold is not None and s.avg_logprob < log_prob_threshold
+        return s.no_speech_prob >= no_speech_threshold or unlikely
+
+    kept = [s for s in segments if not unheard(s)]
     return kept if len(kept) == len(segments) else [replace(s, id=i) for i, s in enumerate(kept)]
 
 
 def splice(
-    segments: Sequence[Segment], repairs: Sequence[tuple[SpeechSpan, Sequence[Segment]]]
+    segments: Sequence[Segment],
+    repairs: Sequence[tuple[SpeechSpan, Sequence[Segment]]],
+    spans: Sequence[SpeechSpan],
 ) -> list[Segment]:
     """The chunk's segments with each repaired region's segments placed at its time.
 
-    The repair replaces what the first decode put inside the region (words whose middle falls
-    in it), and segments of the first decode that run across a region are cut there, so the
-    result stays in time order. Repair segments are relative to their region.
+    The repair replaces what the first decode put inside the region (the words that belong to
+    it among the chunk's speech regions, `spans`: see `_region_of`), and segments of the first
+    decode that run across a region are cut there, so the result stays in time order. Repair
+    segments are relative to their region.
     """
-    spans = [span for span, _ in repairs]
-    starts = sorted(span.start for span in spans)
+    repaired = [span for span, _ in repairs]
+    starts = sorted(span.start for span in repaired)
     out: list[Segment] = []
     for segment in segments:
-        kept = _without_words_in(segment, spans)
+        kept = _without_words_in(segment, repaired, spans)
         if kept is not None:
             out.extend(_cut_at(kept, starts))
     for span, decoded in repairs:
@@ -115,17 +149,30 @@ def splice(
     return ordered
 
 
-def _without_words_in(segment: Segment, spans: Sequence[SpeechSpan]) -> Segment | None:
+def _without_words_in(
+    segment: Segment, repaired: Sequence[SpeechSpan], spans: Sequence[SpeechSpan]
+) -> Segment | None:
+    """`segment` without its words that belong to a repaired region, and with the words
+    before such a region ending where it starts (a stretched word would push the repair
+    later)."""
+
     def inside(word: Word) -> bool:
-        middle = (word.start + word.end) / 2
-        return any(span.start <= middle <= span.end for span in spans)
+        region = _region_of(word.start, spans)
+        return region is not None and spans[region] in repaired
 
     if not segment.words:
         return segment
-    words = [w for w in segment.words if not inside(w)]
-    if len(words) == len(segment.words):
+    words = [_ending_by(w, repaired) for w in segment.words if not inside(w)]
+    if words == list(segment.words):
         return segment
     return with_words(segment, words) if words else None
+
+
+def _ending_by(word: Word, repaired: Sequence[SpeechSpan]) -> Word:
+    later = [span.start for span in repaired if span.start > word.start]
+    if not later or word.end <= min(later):
+        return word
+    return replace(word, end=min(later))
 
 
 def _cut_at(segment: Segment, starts: Sequence[float]) -> list[Segment]:

@@ -290,10 +290,13 @@ class _ChunkWork:
         assert self.first is not None
         first = self.first.result()
         if self.repairs:
-            first = splice(first, [(span, future.result()) for span, future in self.repairs])
+            repairs = [(span, future.result()) for span, future in self.repairs]
+            first = splice(first, repairs, self.chunk.spans)
         if options.no_speech_threshold is None:
             return first
-        return unheard_dropped(first, self.chunk.spans, options.no_speech_threshold)
+        return unheard_dropped(
+            first, self.chunk.spans, options.no_speech_threshold, options.log_prob_threshold
+        )
 
     def cancel(self) -> None:
         if self.first is not None:
