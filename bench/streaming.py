@@ -505,6 +505,11 @@ class Level:
         busy = self.busy.get(model)
         return 100 * busy.decode_s / self.wall_s if busy and self.wall_s else None
 
+    def batch_wait_ms(self, model: str) -> float | None:
+        """The mean time a batch of the model's oldest chunk queued before it started, ms."""
+        busy = self.busy.get(model)
+        return 1000 * busy.wait_s / busy.batches if busy and busy.batches else None
+
     def first_partial(self, q: float) -> float | None:
         values = [o.first_partial_s for o in self.outcomes if o.first_partial_s is not None]
         return percentile(values, q)
@@ -557,10 +562,15 @@ class ModelBusy:
     batches: float
     chunks: float
     decode_s: float
+    wait_s: float
+    """Summed over batches: how long each one's oldest chunk queued before it started."""
 
     def __sub__(self, other: ModelBusy) -> ModelBusy:
         return ModelBusy(
-            self.batches - other.batches, self.chunks - other.chunks, self.decode_s - other.decode_s
+            self.batches - other.batches,
+            self.chunks - other.chunks,
+            self.decode_s - other.decode_s,
+            self.wait_s - other.wait_s,
         )
 
 
@@ -568,11 +578,12 @@ _BUSY_FAMILIES = {
     "asrserve_batch_items_count": "batches",
     "asrserve_batch_items_sum": "chunks",
     "asrserve_batch_decode_seconds_sum": "decode_s",
+    "asrserve_batch_wait_seconds_sum": "wait_s",
 }
 
 
 def model_busy(server: ServerProcess) -> dict[str, ModelBusy]:
-    """Batches, chunks and batch decode seconds per model so far, from /metrics."""
+    """Batches, chunks, batch decode and queue seconds per model so far, from /metrics."""
     totals: dict[str, dict[str, float]] = {}
     for line in httpx.get(f"{server.url}/metrics", timeout=30).text.splitlines():
         name, _, rest = line.partition('{model="')
@@ -655,7 +666,7 @@ def measure_level(
         )
     wall = time.monotonic() - started
     cpu = server_cpu_s(target.pid) - cpu_before
-    zero = ModelBusy(0.0, 0.0, 0.0)
+    zero = ModelBusy(0.0, 0.0, 0.0, 0.0)
     busy = {m: b - busy_before.get(m, zero) for m, b in target.busy().items()}
     by_stream = [target.match(run) for run in runs]
     outcomes = [o for stream in by_stream for o in stream]
@@ -916,6 +927,7 @@ def accuracy_table(levels: Sequence[Level]) -> str:
         "server CPU %",
         "CPU % / stream",
         "final model busy %",
+        "final batch wait ms",
         "partial model busy %",
         "idle RSS MB",
         "peak RSS MB",
@@ -935,6 +947,7 @@ def accuracy_table(levels: Sequence[Level]) -> str:
             num(100 * lv.cpu_s / lv.wall_s if lv.wall_s else None, 0),
             num(lv.cpu_percent_per_stream, 0),
             num(lv.busy_percent(MODEL), 0),
+            num(lv.batch_wait_ms(MODEL), 0),
             num(lv.busy_percent(lv.partial_model), 0),
             num(lv.idle_rss_mb, 0),
             num(lv.peak_rss_mb, 0),
@@ -1047,6 +1060,10 @@ _ACCURACY_NOTES = """\
   development set's normalisation (`asrserve.evaluation.wer`).
 - *server CPU %*: the server's CPU time (user + system, children included) over the level's
   wall time, in % of one core; *CPU % / stream* divides it by N.
+- *final / partial model busy %*: the model's batch decode time over the level's wall time
+  (100: a batch always in flight); *final batch wait ms*: how long the oldest chunk of each of
+  the final model's batches queued before the batch started, on average: the queueing part of
+  a final's latency.
 - *idle RSS MB*: the server's resident memory just before the level; *peak RSS MB* polled every
   50 ms during it; *RSS MB / stream* = (peak − idle) ÷ N."""
 

@@ -267,6 +267,14 @@ def test_health_ready_metrics_and_request_ids(server: ServerProcess, jfk: Clip) 
     assert "asrserve_real_time_factor_bucket" in metrics
     assert 'asrserve_model_load_seconds{model="whisper-base"}' in metrics
     assert "asrserve_batch_queue_depth" in metrics
+    waits = {
+        line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith(("asrserve_batch_wait_seconds_count", "asrserve_batch_wait_seconds_sum"))
+        and 'model="whisper-base"' in line
+    }
+    assert waits["asrserve_batch_wait_seconds_count"] >= 1
+    assert waits["asrserve_batch_wait_seconds_sum"] >= 0
     assert "process_resident_memory_bytes" in metrics
     audio_line = next(
         line for line in metrics.splitlines() if line.startswith("asrserve_audio_seconds_total")

@@ -211,6 +211,12 @@ class Metrics:
             "Wall time a model took to decode one batch (summed: how busy the model is).",
             ["model"], buckets=_LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
+        self.batch_wait_seconds = Histogram(
+            "asrserve_batch_wait_seconds",
+            "How long a batch's oldest chunk waited in its model's queue: the queueing part of "
+            "a request's or a live final's latency (the batch's decode time is the rest).",
+            ["model"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
         self.batch_redecoded = Counter(
             "asrserve_batch_redecoded_chunks",
             "Chunks a shared window left without words, decoded again on their own.",
@@ -243,10 +249,11 @@ class Metrics:
             self.real_time_factor.labels(model, source).observe(wall_s / audio_s)
 
     def track_batch(
-        self, model: str, items: int, windows: int, redecoded: int, decode_s: float
+        self, model: str, items: int, windows: int, redecoded: int, decode_s: float, wait_s: float
     ) -> None:
         self.batch_items.labels(model).observe(items)
         self.batch_decode_seconds.labels(model).observe(decode_s)
+        self.batch_wait_seconds.labels(model).observe(wait_s)
         self.batch_windows.labels(model).observe(windows)
         self.batch_redecoded.labels(model).inc(redecoded)
 

@@ -35,7 +35,12 @@ def build_registry(
 
         def on_batch(model: str, stats: BatchStats) -> None:
             metrics.track_batch(
-                model, stats.items, stats.windows, stats.redecoded, stats.decode_seconds
+                model,
+                stats.items,
+                stats.windows,
+                stats.redecoded,
+                stats.decode_seconds,
+                stats.waited_seconds,
             )
 
     return ModelRegistry(
