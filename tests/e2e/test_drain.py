@@ -14,19 +14,24 @@ import asyncio
 import contextlib
 import json
 import signal
+import threading
 import time
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import openai
 import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from asrserve.engine import decode
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.processes import ServerProcess, start_server
 from asrserve.evaluation.wer import word_errors
@@ -273,3 +278,44 @@ def test_an_utterance_still_spoken_at_the_cut_off_is_cut_there_and_its_final_sen
     assert rate < 0.35 and words >= 10, (stream.text(), rate, words)
     assert close_after_s < grace_s
     assert server.proc.wait(grace_s + 60) == 0
+
+
+def test_a_request_still_decoding_when_the_grace_runs_out_gets_a_clear_503(
+    tmp_path: Path, en_long_clips: list[Clip], stopped_after: list[ServerProcess]
+) -> None:
+    # Nearly 4 minutes of speech and a 1 s grace: no CPU decodes it before the cut.
+    recording = tmp_path / "long.wav"
+    audio = np.concatenate([decode(c.audio) for c in en_long_clips])
+    with wave.open(str(recording), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    server = start_server(tmp_path, name="grace", shutdown_grace_s="1")
+    stopped_after.append(server)
+    client = openai.OpenAI(
+        base_url=f"{server.url}/v1", api_key="not-needed", max_retries=0, timeout=WAIT_S
+    )
+    outcome: dict[str, Any] = {}
+
+    def request() -> None:
+        try:
+            with recording.open("rb") as fh:
+                outcome["text"] = client.audio.transcriptions.create(model="whisper-1", file=fh)
+        except openai.APIStatusError as exc:
+            outcome["error"] = exc
+
+    caller = threading.Thread(target=request)
+    caller.start()
+    deadline = time.monotonic() + WAIT_S
+    while httpx.get(f"{server.url}/ready", timeout=5).json().get("requests_active", 0) < 1:
+        assert time.monotonic() < deadline, "the request never started"
+        time.sleep(0.05)
+    server.proc.send_signal(signal.SIGTERM)
+    caller.join(WAIT_S)
+    error = outcome.get("error")
+    assert isinstance(error, openai.APIStatusError), outcome
+    assert error.status_code == 503
+    assert error.response.headers["retry-after"] == "1"
+    assert error.response.json()["error"]["code"] == "server_shutting_down"
+    assert server.proc.wait(WAIT_S) == 0

@@ -93,6 +93,15 @@ def body_refusal(max_bytes: int | None) -> dict[str, object]:
     )
 
 
+def shutdown_refusal() -> dict[str, object]:
+    return error_body(
+        503,
+        "The server shut down before this request finished (its shutdown grace ran out); "
+        "send it again, or submit long files to /v1/jobs, which survive restarts.",
+        "server_shutting_down",
+    )
+
+
 def error_type(status: int) -> str:
     if status == 401:
         return "authentication_error"

@@ -6,6 +6,7 @@ untouched and the body cap can act on each chunk as it arrives.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -14,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from asrserve.api.errors import BODY_TOO_LARGE, body_refusal
+from asrserve.api.errors import BODY_TOO_LARGE, body_refusal, shutdown_refusal
 from asrserve.observability.logging import request_id
 from asrserve.observability.metrics import Metrics
 
@@ -62,17 +63,25 @@ class RequestContextMiddleware:
         token = request_id.set(rid)
         started = time.monotonic()
         status = 500
+        responded = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # Only uvicorn cancels a request from outside, once the shutdown grace is over; its
+            # own answer would be a plain-text 500 that OpenAI clients cannot parse.
+            if not responded:
+                await send_json(send_with_id, 503, shutdown_refusal(),
+                                [(b"retry-after", b"1"), (b"connection", b"close")])  # fmt: skip
+            raise
         finally:
             self.metrics.in_flight.dec()
             elapsed = time.monotonic() - started
