@@ -109,7 +109,10 @@ class DecodeOptions:
     this no-speech probability. Measured with the VAD off (2026-11-29): sound effects and music
     failed their greedy decode at no-speech 0.44-0.58 and were sampled into "I'm sorry." or
     "Huh."; real speech, the hardest clips included, stayed at or below 0.43 and almost always
-    passed greedily."""
+    passed greedily. The figures move with the processor's kernels: on an AVX2 one applause
+    failed at 0.39 and real speech at 0.24-0.48, so this alone cannot separate them; text
+    outside the VAD's speech also goes when no temperature decoded it likely enough
+    (`coverage.unheard_dropped`)."""
     initial_prompt: str | None = None
     hotwords: tuple[str, ...] = ()
     """Words or phrases the decoder is biased towards (given to Whisper as a prompt)."""
