@@ -283,7 +283,7 @@ def test_an_utterance_still_spoken_at_the_cut_off_is_cut_there_and_its_final_sen
 def test_a_request_still_decoding_when_the_grace_runs_out_gets_a_clear_503(
     tmp_path: Path, en_long_clips: list[Clip], stopped_after: list[ServerProcess]
 ) -> None:
-    # Nearly 4 minutes of speech and a 1 s grace: no CPU decodes it before the cut.
+    # Nearly 4 minutes of speech and a 1 s grace on the CPU: no CPU decodes it before the cut.
     recording = tmp_path / "long.wav"
     audio = np.concatenate([decode(c.audio) for c in en_long_clips])
     with wave.open(str(recording), "wb") as out:
@@ -291,7 +291,7 @@ def test_a_request_still_decoding_when_the_grace_runs_out_gets_a_clear_503(
         out.setsampwidth(2)
         out.setframerate(16000)
         out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    server = start_server(tmp_path, name="grace", shutdown_grace_s="1")
+    server = start_server(tmp_path, name="grace", shutdown_grace_s="1", device="cpu")
     stopped_after.append(server)
     client = openai.OpenAI(
         base_url=f"{server.url}/v1", api_key="not-needed", max_retries=0, timeout=WAIT_S

@@ -79,6 +79,16 @@ def test_the_repair_takes_its_place_in_time_order_and_replaces_what_was_there() 
     assert starts == sorted(starts)
 
 
+def test_words_in_the_pause_before_a_repaired_region_stay() -> None:
+    # VAD off: the decoder heard words where the VAD heard none; the repair decodes only the
+    # region, so they would not come back. A word mostly inside the region is the region's.
+    spans = [SpeechSpan(0.0, 3.0), SpeechSpan(20.0, 25.0)]
+    first = [segment((0.5, 2.5, " one"), (6.0, 9.0, " missed"), (10.0, 14.0, " by"),
+                     (19.0, 21.5, " two"))]  # fmt: skip
+    out = splice(first, [(spans[1], [segment((0.5, 2.0, " two"))])], spans)
+    assert [s.text for s in out] == [" one missed by", " two"]
+
+
 def test_spliced_segments_never_overlap() -> None:
     first = [segment((0.4, 5.3, " Hello."))]
     repair = [segment((0.0, 2.0, " Again."))]

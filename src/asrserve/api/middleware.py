@@ -68,7 +68,8 @@ class RequestContextMiddleware:
         async def send_with_id(message: Message) -> None:
             nonlocal status, responded
             if message["type"] == "http.response.start":
-                status, responded = message["status"], True
+                status = message["status"]
+                responded = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
@@ -76,8 +77,9 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except asyncio.CancelledError:
-            # Only uvicorn cancels a request from outside, once the shutdown grace is over; its
-            # own answer would be a plain-text 500 that OpenAI clients cannot parse.
+            # In this server a request is cancelled from outside before it answered when
+            # uvicorn's shutdown grace is over; uvicorn's own answer would be a plain-text 500
+            # that OpenAI clients cannot parse.
             if not responded:
                 await send_json(send_with_id, 503, shutdown_refusal(),
                                 [(b"retry-after", b"1"), (b"connection", b"close")])  # fmt: skip

@@ -36,8 +36,7 @@ def uncovered_spans(
     unless some region is covered: a chunk with no words at all was judged silent as a whole,
     and decoding its pieces again would only invite text where the model heard none.
     """
-    marks = [_within_own_region(w.start, w.end, spans) for s in segments for w in s.words]
-    marks += [(s.start, s.end) for s in segments if not s.words and s.text.strip()]
+    marks = _marks(segments, spans)
     if not marks or len(spans) < 2:
         return []
     empty = []
@@ -53,7 +52,7 @@ def uncovered_spans(
 
 def _region_of(start: float, spans: Sequence[SpeechSpan]) -> int | None:
     """The speech region a word starting at `start` belongs to: the one it starts in, or the
-    next one when it starts in the pause before it."""
+    next one when it starts in the pause before it. `spans` are in time order (the VAD's)."""
     return next((i for i, span in enumerate(spans) if start < span.end), None)
 
 
@@ -73,10 +72,22 @@ def barely_heard(segments: Sequence[Segment], duration: float) -> bool:
     middle two thirds of it: Whisper passed over the chunk, and a word or two of its
     neighbours' (or of its own) landed there. Measured: a 5 s podcast line packed with others
     came back as "No."; decoded alone, it came back whole."""
-    marks = [(w.start, w.end) for s in segments for w in s.words]
-    marks += [(s.start, s.end) for s in segments if not s.words and s.text.strip()]
+    marks = _marks(segments)
     low, high = duration / 6, duration * 5 / 6
     return _covered(marks, low, high) < MIN_COVERED * (high - low)
+
+
+def _marks(
+    segments: Sequence[Segment], spans: Sequence[SpeechSpan] | None = None
+) -> list[tuple[float, float]]:
+    """The times the decode put text at: its words (each cut at the end of its speech region,
+    given the regions), and word-less segments with text."""
+    marks = [
+        (w.start, w.end) if spans is None else _within_own_region(w.start, w.end, spans)
+        for s in segments
+        for w in s.words
+    ]
+    return marks + [(s.start, s.end) for s in segments if not s.words and s.text.strip()]
 
 
 def _covered(marks: Sequence[tuple[float, float]], low: float, high: float) -> float:
@@ -99,7 +110,8 @@ def unheard_dropped(
 ) -> list[Segment]:
     """Segments without those that overlap no speech region and that the decoder itself does
     not take for speech either: it gave them a no-speech probability of `no_speech_threshold`
-    or more, or no decode of them, at any temperature, reached `log_prob_threshold`.
+    or more, or (given a `log_prob_threshold`: the decoder's own token log-probabilities, not
+    word confidences) the decode it chose among the temperatures it tried stayed below it.
 
     With VAD filtering off, Whisper writes "you" on digital silence (no-speech 0.73) and
     "Yeah." on pink noise (0.81) with likely enough tokens for its own silence rule to keep
@@ -158,7 +170,11 @@ def _without_words_in(
 
     def inside(word: Word) -> bool:
         region = _region_of(word.start, spans)
-        return region is not None and spans[region] in repaired
+        if region is None or spans[region] not in repaired:
+            return False
+        # A word in the pause before the region stays unless most of it is in the region: the
+        # repair decodes only the region, so it would not come back.
+        return (word.start + word.end) / 2 >= spans[region].start
 
     if not segment.words:
         return segment
@@ -169,6 +185,7 @@ def _without_words_in(
 
 
 def _ending_by(word: Word, repaired: Sequence[SpeechSpan]) -> Word:
+    """`word`, ending no later than the start of the next repaired region."""
     later = [span.start for span in repaired if span.start > word.start]
     if not later or word.end <= min(later):
         return word

@@ -126,6 +126,7 @@ class Pipeline:
         options = prepared.options.decode
         recover = prepared.options.recover_skipped_speech
         pad_s = prepared.options.vad.speech_pad_ms / 1000
+        unlikely_below = options.log_prob_threshold if self.engine.info.token_logprobs else None
         works = [_ChunkWork(chunk, pad_s) for chunk in chunks]
         shares = _progress_shares(chunks, total)
         next_id = 0
@@ -141,7 +142,7 @@ class Pipeline:
                     reported = True
                 while emitted < len(works) and works[emitted].settled:
                     work = works[emitted]
-                    for segment in work.segments(options):
+                    for segment in work.segments(options, unlikely_below):
                         yield _on_timeline(segment, work.chunk, next_id, total)
                         next_id += 1
                     emitted += 1
@@ -286,7 +287,9 @@ class _ChunkWork:
         futures += [f for _, f in self.repairs]
         return [f for f in futures if not f.done()]
 
-    def segments(self, options: DecodeOptions) -> list[Segment]:
+    def segments(self, options: DecodeOptions, unlikely_below: float | None) -> list[Segment]:
+        """The chunk's final segments. `unlikely_below`: the engine's token log-probability
+        under which text outside the VAD's speech is dropped (`unheard_dropped`)."""
         assert self.first is not None
         first = self.first.result()
         if self.repairs:
@@ -294,9 +297,7 @@ class _ChunkWork:
             first = splice(first, repairs, self.chunk.spans)
         if options.no_speech_threshold is None:
             return first
-        return unheard_dropped(
-            first, self.chunk.spans, options.no_speech_threshold, options.log_prob_threshold
-        )
+        return unheard_dropped(first, self.chunk.spans, options.no_speech_threshold, unlikely_below)
 
     def cancel(self) -> None:
         if self.first is not None:

@@ -34,6 +34,10 @@ class EngineInfo:
     """Where the model runs: `cpu` or `cuda`."""
     compute_type: str = "default"
     """The numeric type it decodes in (CTranslate2's: int8, float16...)."""
+    token_logprobs: bool = False
+    """Its segments' `avg_logprob` is the decoder's mean token log-probability (Whisper's), on
+    the scale of `DecodeOptions.log_prob_threshold`; engines without one average the logs of
+    their word confidences, which that threshold was never measured on."""
 
 
 @runtime_checkable

@@ -182,6 +182,7 @@ class WhisperEngine:
             workers=self.workers,
             device=self.device,
             compute_type=self.compute_type,
+            token_logprobs=True,
         )
         self._slots = threading.BoundedSemaphore(self.workers)
 
