@@ -106,22 +106,41 @@ def test_encoded_file_input(server: ServerProcess, jfk: Clip, tmp_path: Path) ->
     assert word_errors([jfk.text], [finals(messages, "offline")[0]["text"]]).rate < 0.1
 
 
+# Clips whose plain decode mishears the name on every processor measured (whisper-base,
+# 2026-12-07: AVX2 and AVX-512 alike "Montreal for still liner.", "Montreal Forest liner!",
+# "Montreal Force Liner!"). One clip is not enough: mfa_breathy, misheard on one host, decoded
+# right without hints on another, and the hint had nothing left to fix.
+HOTWORD_CLIPS = ("mfa-mfa_kmg", "mfa-mfa_falsetto", "mfa-mfa_exaggerated")
+
+
+@pytest.fixture(scope="module")
+def hotword_clips(en_clips: list[Clip]) -> list[Clip]:
+    return [next(c for c in en_clips if c.id == clip_id) for clip_id in HOTWORD_CLIPS]
+
+
+@pytest.fixture(scope="module")
+def unhinted_texts(server: ServerProcess, hotword_clips: list[Clip]) -> list[str]:
+    return [offline_text(server, clip) for clip in hotword_clips]
+
+
+def offline_text(server: ServerProcess, clip: Clip, **fields: Any) -> str:
+    messages = run(session(ws_url(server), config(mode="offline", **fields), pcm_of(clip)))
+    return str(finals(messages, "offline")[0]["text"]).lower()
+
+
 @pytest.mark.parametrize(
     "form",
     ['{"Montreal Forced Aligner": 20}', "Montreal Forced Aligner,MFA", "Montreal Forced Aligner"],
 )
 def test_hotwords_in_every_form_reach_the_decoder(
-    server: ServerProcess, en_clips: list[Clip], form: str
+    server: ServerProcess, hotword_clips: list[Clip], unhinted_texts: list[str], form: str
 ) -> None:
-    clip = next(c for c in en_clips if c.id == "mfa-mfa_breathy")
-    plain = run(session(ws_url(server), config(mode="offline"), pcm_of(clip)))
-    hinted = run(session(ws_url(server), config(mode="offline", hotwords=form), pcm_of(clip)))
-    plain_text = finals(plain, "offline")[0]["text"].lower()
-    hinted_text = finals(hinted, "offline")[0]["text"].lower()
-    assert "aligner" in hinted_text, hinted_text
-    assert (
-        word_errors([clip.text], [hinted_text]).rate < word_errors([clip.text], [plain_text]).rate
-    )
+    hinted = [offline_text(server, clip, hotwords=form) for clip in hotword_clips]
+    assert all("aligner" in text for text in hinted), hinted
+    references = [clip.text for clip in hotword_clips]
+    plain_wer = word_errors(references, unhinted_texts).rate
+    # 0.78 without hints, 0.00 with them through the pipeline on both processors.
+    assert word_errors(references, hinted).rate < plain_wer / 2, (unhinted_texts, hinted)
 
 
 def test_the_itn_flag_turns_spelled_numbers_into_digits(
