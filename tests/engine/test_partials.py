@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from asrserve.engine import DecodeOptions, ModelRegistry, Segment, decode
+from asrserve.engine import (
+    DecodeOptions,
+    LoadedModel,
+    ModelRegistry,
+    Segment,
+    StreamingOptions,
+    decode,
+)
 from asrserve.engine.partials import WhisperPartials
 from asrserve.evaluation.devset import Clip, clean_read
 from asrserve.evaluation.wer import normalize, word_errors
@@ -20,6 +27,17 @@ if TYPE_CHECKING:
 SR = 16000
 CHUNK = 960  # 60 ms
 EN = DecodeOptions(language="en")
+EVERY_HALF_SECOND = StreamingOptions(partial_interval_s=0.5, partial_fitted_pad_s=2.0)
+UNFITTED = replace(EVERY_HALF_SECOND, partial_fitted_pad_s=None)
+LOOPING_CLIPS = (
+    "mfa-common_voice_en_22058266",
+    "mfa-common_voice_en_22058267",
+    "mfa-mfa_crossword",
+    "mfa-multilingual_ipa_us",
+    "psx-cards-004",
+)
+"""tiny.en, beam 5, in a window fitted + 2 s, repeats itself on each of these ("Firefox Firefox
+Firefox", "... four games to go. With only like four games to") on AVX, AVX2 and AVX-512."""
 
 
 class Submitter:
@@ -63,7 +81,7 @@ def speak(partials: WhisperPartials, seconds: float) -> list[str]:
 
 def test_a_partial_every_interval_of_speech_in_a_fitted_window() -> None:
     submitter, pace = Submitter(), Pace(0.5)
-    partials = WhisperPartials(submitter, EN, interval_s=0.5, fitted_pad_s=2.0, pace=pace)
+    partials = WhisperPartials(submitter, EN, EVERY_HALF_SECOND, pace=pace)
     texts = speak(partials, 6.0)
     # 0.5 s is 8000 samples: the first chunk boundary past it is 9 chunks (8640), and so on.
     assert submitter.sizes == [8640 * k for k in range(1, 12)]
@@ -77,7 +95,7 @@ def test_a_partial_every_interval_of_speech_in_a_fitted_window() -> None:
 
 def test_fewer_partials_under_load_each_skip_counted_once() -> None:
     submitter, pace = Submitter(), Pace(1.5)
-    partials = WhisperPartials(submitter, EN, interval_s=0.5, fitted_pad_s=2.0, pace=pace)
+    partials = WhisperPartials(submitter, EN, EVERY_HALF_SECOND, pace=pace)
     speak(partials, 6.0)
     # 1.5 s is 24000 samples = 25 chunks.
     assert submitter.sizes == [24000 * k for k in range(1, 5)]
@@ -90,7 +108,7 @@ def test_fewer_partials_under_load_each_skip_counted_once() -> None:
 
 def test_no_partials_while_only_finals_are_decoded() -> None:
     submitter, pace = Submitter(), Pace(None)
-    partials = WhisperPartials(submitter, EN, interval_s=0.5, fitted_pad_s=2.0, pace=pace)
+    partials = WhisperPartials(submitter, EN, EVERY_HALF_SECOND, pace=pace)
     assert set(speak(partials, 6.0)) == {""}
     assert submitter.sizes == []
     assert pace.skipped == 11, "one per normal interval"
@@ -103,13 +121,59 @@ def test_no_partials_while_only_finals_are_decoded() -> None:
 
 def test_one_decode_in_flight_per_stream() -> None:
     submitter, pace = Submitter(answer=False), Pace(0.5)
-    partials = WhisperPartials(submitter, EN, interval_s=0.5, fitted_pad_s=None, pace=pace)
+    partials = WhisperPartials(submitter, EN, UNFITTED, pace=pace)
     speak(partials, 3.0)
     assert len(submitter.sizes) == 1
     assert pace.skipped == 4
     partials.reset()
     speak(partials, 1.0)
     assert len(submitter.sizes) == 2, "a new utterance starts afresh"
+
+
+def test_online_finals_decode_with_a_beam_in_a_2pass_finals_window() -> None:
+    submitter = Submitter()
+    partials = WhisperPartials(submitter, EN, EVERY_HALF_SECOND)
+    speak(partials, 1.0)
+    assert partials.finish_utterance(np.zeros(SR, np.float32)) == "decode 2"
+    partial, final = submitter.options
+    assert (partial.beam_size, partial.fitted_window_pad_s, partial.fitted_window_min_s) == (
+        1,
+        2.0,
+        0.0,
+    )
+    defaults = StreamingOptions()
+    assert final.beam_size == defaults.online_final_beam_size > 1
+    assert final.fitted_window_pad_s == defaults.final_fitted_pad_s
+    assert final.fitted_window_min_s == defaults.final_fitted_min_s >= 10.0
+    assert not final.word_timestamps, "online finals are text, as their partials"
+
+
+def test_online_finals_of_real_speech_do_not_repeat_themselves(
+    registry: ModelRegistry, en_clips: list[Clip]
+) -> None:
+    tiny = registry.acquire("whisper-tiny.en")
+    try:
+        clips = [c for c in en_clips if c.id in LOOPING_CLIPS]
+        assert len(clips) == len(LOOPING_CLIPS)
+        partials = WhisperPartials(Decoder(tiny), EN)
+        finals = [partials.finish_utterance(decode(c.audio)) for c in clips]
+        for clip, text in zip(clips, finals, strict=True):
+            assert len(text.split()) <= len(clip.text.split()), text
+        assert word_errors([c.text for c in clips], finals).rate < 0.4, finals
+    finally:
+        registry.release(tiny)
+
+
+class Decoder:
+    """Decodes each submission at once on a real engine."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.engine = model.engine
+
+    def submit(self, audio: np.ndarray, options: DecodeOptions) -> Future[list[Segment]]:
+        future: Future[list[Segment]] = Future()
+        future.set_result(self.engine.transcribe_chunks([audio], options)[0])
+        return future
 
 
 def test_a_fitted_window_hears_real_speech_as_well_as_a_padded_one(

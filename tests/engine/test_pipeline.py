@@ -230,10 +230,18 @@ def test_subtitles_and_json_from_real_speech_parse_back(
 def test_concurrent_inputs_get_the_same_result_as_alone(
     whisper_base: LoadedModel, en_long_clips: list[Clip]
 ) -> None:
-    alone = [whisper_base.pipeline.transcribe(c.audio, EN).text for c in en_long_clips[:3]]
-    together = [t.text for t in transcribe_all(whisper_base, en_long_clips[:3], EN)]
-    for a, b in zip(alone, together, strict=True):
-        assert word_errors([a], [b]).rate < 0.02, (a, b)
+    clips = en_long_clips[:3]
+    alone = [whisper_base.pipeline.transcribe(c.audio, EN).text for c in clips]
+    together = [t.text for t in transcribe_all(whisper_base, clips, EN)]
+    for i, (clip, a, b) in enumerate(zip(clips, alone, together, strict=True)):
+        # Each caller gets its own audio's text, never a neighbour's...
+        nearest = min(range(len(alone)), key=lambda j: word_errors([alone[j]], [b]).rate)
+        assert nearest == i, (a, b)
+        # ...as good as alone. A batch is other matrix shapes, whose sums round differently,
+        # and a beam may then take another near-tie: 3 words of 111 on one AVX-512 host
+        # ("desire and crease" alone, "desire increase" in a batch).
+        assert word_errors([a], [b]).rate < 0.05, (a, b)
+        assert word_errors([clip.text], [b]).rate <= word_errors([clip.text], [a]).rate + 0.02
 
 
 def test_silence_yields_no_segments(whisper_base: LoadedModel) -> None:

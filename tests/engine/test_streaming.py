@@ -38,6 +38,7 @@ from asrserve.evaluation.wer import normalize, word_errors
 SR = 16000
 CHUNK = 960  # 60 ms, what FunASR's microphone clients send
 EN = DecodeOptions(language="en")
+EVERY_HALF_SECOND = StreamingOptions(partial_interval_s=0.5, partial_fitted_pad_s=2.0)
 
 
 def chunks(audio: np.ndarray) -> Iterator[np.ndarray]:
@@ -104,7 +105,7 @@ def test_partials_while_speaking_then_an_accurate_final_per_utterance(
     audio, clips, second_start = two_utterances
     # Partials decoded at once, as a server with time to spare does: which chunk each one comes
     # with is then exact, whatever else the machine is doing.
-    partials = WhisperPartials(Inline(tiny), EN, interval_s=0.5, fitted_pad_s=2.0)
+    partials = WhisperPartials(Inline(tiny), EN, EVERY_HALF_SECOND)
     session = TwoPassSession(whisper_base.pipeline, EN, partials=partials)
     timeline, finals = run(session, audio)
     # An utterance ends at every pause of 0.6 s: phrases, not whole recordings.
@@ -234,7 +235,7 @@ def test_an_utterance_whose_live_text_ends_a_sentence_ends_sooner(
 
     def stream(sentence_end_ms: int | None) -> tuple[list[Final], list[float]]:
         endpointing = EndpointerOptions(sentence_end_silence_ms=sentence_end_ms)
-        partials = WhisperPartials(Inline(tiny), EN, interval_s=0.5, fitted_pad_s=2.0)
+        partials = WhisperPartials(Inline(tiny), EN, EVERY_HALF_SECOND)
         session = TwoPassSession(
             whisper_base.pipeline, EN, options=StreamingOptions(endpointing=endpointing),
             partials=partials,

@@ -48,12 +48,11 @@ class WhisperPartials:
         self,
         batcher: ChunkSubmitter,
         decode: DecodeOptions,
+        options: StreamingOptions | None = None,
         *,
-        interval_s: float,
-        fitted_pad_s: float | None,
-        final_beam_size: int | None = None,
         pace: PartialPace | None = None,
     ) -> None:
+        options = options or StreamingOptions()
         self.batcher = batcher
         self.pace = pace
         # Partials are replaced within half a second: greedy and unaligned is what they need.
@@ -62,15 +61,18 @@ class WhisperPartials:
         self.decode = replace(
             decode, beam_size=1, temperatures=(0.0,), word_timestamps=False,
             split_segments=False, language=decode.language or "en",
-            failed_no_speech_threshold=None, fitted_window_pad_s=fitted_pad_s,
+            failed_no_speech_threshold=None, fitted_window_pad_s=options.partial_fitted_pad_s,
         )  # fmt: skip
-        # Online mode's final is this decoder's too, once per utterance. Greedy, one CI run's
-        # transcript said a phrase twice ("... for your country. Ask what you can do").
-        if final_beam_size is None:
-            final_beam_size = StreamingOptions().online_final_beam_size
-        self.final_decode = replace(self.decode, beam_size=final_beam_size)
-        self.interval_s = interval_s
-        self.interval = int(interval_s * SAMPLE_RATE)
+        # Online mode's final is this decoder's too, once per utterance: beam search in a
+        # 2pass final's window, where tiny.en loops far less (`online_final_beam_size`).
+        self.final_decode = replace(
+            self.decode,
+            beam_size=options.online_final_beam_size,
+            fitted_window_pad_s=options.final_fitted_pad_s,
+            fitted_window_min_s=options.final_fitted_min_s,
+        )
+        self.interval_s = options.partial_interval_s
+        self.interval = int(self.interval_s * SAMPLE_RATE)
         self._pending: Future[list[Segment]] | None = None
         self._submitted = 0  # utterance samples the last re-decode covered
         self._skipped = 0  # utterance samples at the last partial counted as skipped

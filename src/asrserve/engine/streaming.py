@@ -45,8 +45,12 @@ class StreamingOptions:
     this much silence (`DecodeOptions.fitted_window_pad_s`), not a padded 30 s one; None pads."""
     online_final_beam_size: int = 5
     """Online mode's final per utterance comes from the partial decoder, decoded again whole
-    with this beam: tiny.en on 40 clean development clips of 1-12 s, fitted + 2 s (2026-12-02),
-    greedy WER 11.5 % in 0.51 s of CPU per clip, beam 5 10.8 % in 0.66 s."""
+    with this beam in a 2pass final's window (`final_fitted_pad_s`, `final_fitted_min_s`).
+    tiny.en on the 108 English development clips of 1-12 s (2026-12-07, AVX-512, process CPU
+    per clip): fitted + 2 s greedy 24.2 % WER, beam 5 20.4 % (0.08-0.10 s); at least 15 s greedy
+    19.7 %, beam 5 16.5 % (0.14 s). The shorter window's loss is loops ("Montreal forced
+    liner." nine times, "Firefox Firefox Firefox", a browser's "... for your country. Ask what
+    you can do")."""
     final_fitted_pad_s: float | None = 3.0
     final_fitted_min_s: float = 15.0
     """Each 2pass final is decoded in a window fitted to its utterance plus `final_fitted_pad_s`

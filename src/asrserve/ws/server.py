@@ -419,14 +419,8 @@ class Connection:
         if isinstance(engine, IncrementalEngine):
             # Incremental engines: online finals come from their own end-of-utterance pass.
             return IncrementalPartials(engine.open_stream(final_pass=mode is Mode.ONLINE))
-        streaming = self.server.options.streaming
         return WhisperPartials(
-            self.partial_model.batcher,
-            decode,
-            interval_s=streaming.partial_interval_s,
-            fitted_pad_s=streaming.partial_fitted_pad_s,
-            final_beam_size=streaming.online_final_beam_size,
-            pace=self.server.load,
+            self.partial_model.batcher, decode, self.server.options.streaming, pace=self.server.load
         )
 
     def _partial_model_for(self, language: str | None) -> LoadedModel:
