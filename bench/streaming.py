@@ -488,6 +488,8 @@ class Level:
     """The same clips through faster-whisper itself (`transcribe_bare`)."""
     busy: dict[str, ModelBusy] = field(default_factory=dict)
     """What each model decoded during the level, from the server's batch metrics."""
+    early_finals: dict[str, float] = field(default_factory=dict)
+    """Finals started in a pause during the level, by outcome (used, cancelled, wasted)."""
     workload: str = CONTINUOUS
 
     @property
@@ -595,6 +597,21 @@ def model_busy(server: ServerProcess) -> dict[str, ModelBusy]:
     }
 
 
+EARLY_FINALS = "asrserve_stream_early_finals_total"
+EARLY_OUTCOMES = ("used", "cancelled", "wasted")
+
+
+def early_finals(server: ServerProcess) -> dict[str, float]:
+    """Finals started in a pause so far, by outcome, from /metrics."""
+    counts = dict.fromkeys(EARLY_OUTCOMES, 0.0)
+    for line in httpx.get(f"{server.url}/metrics", timeout=30).text.splitlines():
+        name, _, rest = line.partition('{outcome="')
+        if name == EARLY_FINALS and rest:
+            outcome, _, value = rest.partition('"} ')
+            counts[outcome] = float(value)
+    return counts
+
+
 def _wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
     return word_errors(refs, hyps, language=LANGUAGE).rate
 
@@ -610,7 +627,7 @@ def run_level(
     wait_until_idle(server)
     return measure_level(
         Target(partial_model, server.proc.pid, ws_url(server), FUNASR, match_clips,
-               lambda: model_busy(server)),
+               lambda: model_busy(server), lambda: early_finals(server)),
         plans, offline, settings, bare,
     )  # fmt: skip
 
@@ -639,6 +656,7 @@ class Target:
     protocol: StreamProtocol
     match: Callable[[StreamRun], list[ClipOutcome]]
     busy: Callable[[], dict[str, ModelBusy]] = dict
+    early: Callable[[], dict[str, float]] = dict
     partial_texts: bool = True
     """Its partials are whole utterances so far, whose WER means something."""
 
@@ -652,7 +670,7 @@ def measure_level(
 ) -> Level:
     idle_rss = server_rss_mb(target.pid)
     cpu_before = server_cpu_s(target.pid)
-    busy_before = target.busy()
+    busy_before, early_before = target.busy(), target.early()
     started = time.monotonic()
     with PeakRss(target.pid) as rss:
         runs = asyncio.run(
@@ -668,6 +686,7 @@ def measure_level(
     cpu = server_cpu_s(target.pid) - cpu_before
     zero = ModelBusy(0.0, 0.0, 0.0, 0.0)
     busy = {m: b - busy_before.get(m, zero) for m, b in target.busy().items()}
+    early = {k: v - early_before.get(k, 0.0) for k, v in target.early().items()}
     by_stream = [target.match(run) for run in runs]
     outcomes = [o for stream in by_stream for o in stream]
     refs = [o.clip.text for o in outcomes]
@@ -695,6 +714,7 @@ def measure_level(
         ),
         bare_wer=_wer(refs, [bare[o.clip.id] for o in outcomes]) if bare else None,
         busy=busy,
+        early_finals=early,
         workload=plans[0].workload,
     )
 
@@ -929,6 +949,7 @@ def accuracy_table(levels: Sequence[Level]) -> str:
         "final model busy %",
         "final batch wait ms",
         "partial model busy %",
+        "early finals used / cancelled / wasted",
         "idle RSS MB",
         "peak RSS MB",
         "RSS MB / stream",
@@ -949,6 +970,9 @@ def accuracy_table(levels: Sequence[Level]) -> str:
             num(lv.busy_percent(MODEL), 0),
             num(lv.batch_wait_ms(MODEL), 0),
             num(lv.busy_percent(lv.partial_model), 0),
+            " / ".join(f"{lv.early_finals[k]:.0f}" for k in EARLY_OUTCOMES)
+            if lv.early_finals
+            else "–",
             num(lv.idle_rss_mb, 0),
             num(lv.peak_rss_mb, 0),
             num(lv.rss_mb_per_stream, 1),
@@ -1064,6 +1088,9 @@ _ACCURACY_NOTES = """\
   (100: a batch always in flight); *final batch wait ms*: how long the oldest chunk of each of
   the final model's batches queued before the batch started, on average: the queueing part of
   a final's latency.
+- *early finals*: finals started in a pause before its endpoint (`stream_early_final_ms`), by
+  how they ended: *used* (the endpoint came: the final was decoding already), *cancelled*
+  (speech again while it still queued), *wasted* (speech again after it was decoded).
 - *idle RSS MB*: the server's resident memory just before the level; *peak RSS MB* polled every
   50 ms during it; *RSS MB / stream* = (peak − idle) ÷ N."""
 

@@ -31,6 +31,7 @@ from asrserve.engine import (
     BatchingOptions,
     EngineSettings,
     LanguageOptions,
+    StreamingOptions,
     parse_languages,
 )
 from asrserve.jobs.options import JobOptions
@@ -100,6 +101,14 @@ def _secrets(values: list[SecretStr]) -> tuple[str, ...]:
     return tuple(value.get_secret_value() for value in values)
 
 
+def _zero_is_none(value: int) -> int | None:
+    return value or None
+
+
+def _none_is_zero(value: int | None) -> int:
+    return value or 0
+
+
 def _auto_is_none(value: int | str) -> int | None:
     return None if value == "auto" else int(value)
 
@@ -114,7 +123,19 @@ _UNSET: dict[type, set[str]] = {
     EngineSettings: {"cpu_nice"},
     LanguageOptions: {"detection_chunks"},
     ServerOptions: {"preload"},
-    StreamServerOptions: {"max_frame_bytes", "streaming"},
+    StreamServerOptions: {"max_frame_bytes"},
+    StreamingOptions: {
+        "mode",
+        "partial_interval_s",
+        "partial_fitted_pad_s",
+        "online_final_beam_size",
+        "final_fitted_pad_s",
+        "final_fitted_min_s",
+        "endpointing",
+        "max_offline_s",
+        "itn",
+        "settle_probability",
+    },
     LoadOptions: {
         "fewer_partials_lag_s",
         "partial_interval_factor",
@@ -355,6 +376,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Close one stream at most this often to shed load.",
     )
+    stream_early_final_ms: int = _setting(
+        Into(StreamingOptions, "early_final_ms", _zero_is_none, _none_is_zero),
+        ge=0,
+        description="Start an utterance's final decoding once its pause is this long, before "
+        "the endpoint ends it (the same final, sooner; wasted if speech goes on); 0: at the "
+        "endpoint. Only while the server is not behind.",
+    )
     stream_port: int | None = Field(
         None, ge=1, le=65535, description="Also listen here (FunASR's clients default to 10095)."
     )
@@ -470,7 +498,10 @@ class Settings(BaseSettings):
 
     def stream_options(self) -> StreamServerOptions:
         return self.options(
-            StreamServerOptions, limits=self.limits(), load=self.options(LoadOptions)
+            StreamServerOptions,
+            limits=self.limits(),
+            load=self.options(LoadOptions),
+            streaming=self.options(StreamingOptions),
         )
 
     def job_options(self) -> JobOptions:

@@ -515,3 +515,4 @@ def test_a_stream_that_falls_behind_gets_server_overloaded_not_a_timeout(
     scrape = httpx.get(f"{impatient.url}/metrics", timeout=30).text
     assert 'asrserve_requests_rejected_total{reason="stream_overloaded"} 1.0' in scrape
     assert "asrserve_stream_load_level" in scrape and "asrserve_stream_final_seconds" in scrape
+    assert "# TYPE asrserve_stream_early_finals_total counter" in scrape

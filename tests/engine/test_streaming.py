@@ -31,6 +31,7 @@ from asrserve.engine import (
 )
 from asrserve.engine.engines.pocketsphinx import PocketSphinxEngine
 from asrserve.engine.partials import IncrementalPartials, WhisperPartials
+from asrserve.engine.streaming import EarlyFinalOutcome
 from asrserve.engine.vad import Endpointer, EndpointerOptions, SpeechEnded, SpeechStarted
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.wer import normalize, word_errors
@@ -287,3 +288,101 @@ def test_offline_mode_keeps_the_input_up_to_its_bound_and_only_offline_mode() ->
         session.feed(silence(0.6))
     with pytest.raises(ValueError, match="OfflineSession"):
         TwoPassSession(no_model, EN, options=options)
+
+
+class Finals:
+    """The final model's batcher, test-controlled: notes each submission with the stream time
+    it came at; decodes it at once on `engine`, or never answers."""
+
+    def __init__(self, engine: LoadedModel | None = None) -> None:
+        self.engine = engine.engine if engine is not None else None
+        self.session: LiveSession | None = None
+        self.submitted: list[tuple[float, int, Future[list[Segment]]]] = []
+        self.batcher = self
+
+    def submit(self, audio: np.ndarray, options: DecodeOptions) -> Future[list[Segment]]:
+        future: Future[list[Segment]] = Future()
+        if self.engine is not None:
+            future.set_result(self.engine.transcribe_chunks([audio], options)[0])
+        at = self.session.seconds_received if self.session is not None else 0.0
+        self.submitted.append((at, audio.size, future))
+        return future
+
+
+class Speculation:
+    def __init__(self, *, allow: bool = True) -> None:
+        self.allow = allow
+        self.ended: list[EarlyFinalOutcome] = []
+
+    def may_start_early_final(self) -> bool:
+        return self.allow
+
+    def early_final_ended(self, outcome: EarlyFinalOutcome) -> None:
+        self.ended.append(outcome)
+
+
+def pending_finals(session: TwoPassSession, audio: np.ndarray) -> list[tuple[float, PendingFinal]]:
+    """Feed the audio in 60 ms chunks; each final as it is handed out, with the stream time."""
+    out = []
+    for piece in chunks(audio):
+        out += [(session.seconds_received, e) for e in session.feed(piece)]
+    out += [(session.seconds_received, e) for e in session.finish()]
+    return [(t, e) for t, e in out if isinstance(e, PendingFinal)]
+
+
+def test_a_final_starts_decoding_in_the_pause_before_its_endpoint(en_clips: list[Clip]) -> None:
+    # Beckett pauses 0.6-0.8 s between his short sentences: pauses that end no utterance (an
+    # endpoint wants 0.8 s) but are long enough to start a final early.
+    beckett = next(c for c in en_clips if c.id == "moonshine-beckett")
+    audio = np.concatenate([silence(1.0), decode(beckett.audio), silence(1.5)])
+    finals, speculation = Finals(), Speculation()
+    session = TwoPassSession(cast(Pipeline, finals), EN, speculation=speculation)
+    finals.session = session
+    handed = pending_finals(session, audio)
+    assert len(handed) >= 2
+    end_silence = EndpointerOptions().end_silence_ms / 1000
+    for endpoint_at, pending in handed:  # each ended by a pause, the last one too
+        at, size, _ = next(s for s in finals.submitted if s[2] is pending.future)
+        # The audio the endpoint gives the utterance, submitted in the pause, well before it.
+        assert size == round((pending.end - pending.start) * SR)
+        assert endpoint_at >= pending.end + end_silence - 0.3 - 0.1
+        assert at <= pending.end + 0.4 - 0.3 + 0.1
+    # Pauses that speech broke: their decodes, still queued, were cancelled; nothing was wasted.
+    assert speculation.ended.count(EarlyFinalOutcome.USED) == len(handed)
+    assert speculation.ended.count(EarlyFinalOutcome.CANCELLED) >= 2
+    assert EarlyFinalOutcome.WASTED not in speculation.ended
+    assert all(
+        f.cancelled() for _, _, f in finals.submitted if f not in {p.future for _, p in handed}
+    )
+
+
+def test_no_early_finals_while_the_server_says_no(en_clips: list[Clip]) -> None:
+    beckett = next(c for c in en_clips if c.id == "moonshine-beckett")
+    audio = np.concatenate([silence(1.0), decode(beckett.audio), silence(1.5)])
+    finals, speculation = Finals(), Speculation(allow=False)
+    session = TwoPassSession(cast(Pipeline, finals), EN, speculation=speculation)
+    finals.session = session
+    handed = pending_finals(session, audio)
+    assert [f for _, _, f in finals.submitted] == [p.future for _, p in handed]
+    submitted_at = [at for at, _, _ in finals.submitted]
+    assert submitted_at == [endpoint_at for endpoint_at, _ in handed]
+    assert speculation.ended == []
+
+
+def test_an_early_final_is_the_final_the_endpoint_would_give(
+    whisper_base: LoadedModel, two_utterances: tuple[np.ndarray, list[Clip], float]
+) -> None:
+    audio, clips, _ = two_utterances
+    texts = []
+    for early_ms in (400, None):
+        finals = Finals(whisper_base)
+        session = TwoPassSession(
+            cast(Pipeline, finals), EN, options=StreamingOptions(early_final_ms=early_ms)
+        )
+        finals.session = session
+        handed = pending_finals(session, audio)
+        texts.append([(p.start, p.end, p.result(60).text) for _, p in handed])
+    early, at_endpoint = texts
+    assert early == at_endpoint
+    joined = " ".join(t for _, _, t in early)
+    assert word_errors([" ".join(c.text for c in clips)], [joined]).rate < 0.1, joined

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
+from asrserve.engine import ModelRegistry
+from asrserve.engine.streaming import EarlyFinalOutcome
+from asrserve.observability.metrics import Metrics
 from asrserve.ws.load import (
     LiveLoad,
     LoadLevel,
@@ -12,7 +17,9 @@ from asrserve.ws.load import (
     StreamLag,
     StreamShedder,
 )
-from tests.ws.conftest import FakeClock
+from asrserve.ws.options import StreamServerOptions
+from asrserve.ws.server import StreamServer
+from tests.ws.conftest import FakeClock, NotDraining
 
 
 def load_with(lag: list[float], clock: FakeClock) -> LiveLoad:
@@ -45,6 +52,20 @@ def test_what_each_level_sheds() -> None:
     assert load.partial_interval(0.5, first=True) is None, "paused means paused"
     lag[0] = 3.0
     assert load.partial_interval(0.5) is None and not load.accepts_streams
+
+
+def test_finals_start_early_only_while_nothing_is_behind() -> None:
+    clock, lag = FakeClock(), [0.0]
+    load = load_with(lag, clock)
+    assert load.may_start_early_final()
+    lag[0] = 0.3
+    assert not load.may_start_early_final(), "fewer partials already: no decode to risk"
+    lag[0] = 0.0
+    clock.now += LoadOptions().hold_s + 0.1
+    assert load.may_start_early_final()
+    for outcome in (EarlyFinalOutcome.USED, EarlyFinalOutcome.WASTED, EarlyFinalOutcome.USED):
+        load.early_final_ended(outcome)
+    assert load.early_finals == {EarlyFinalOutcome.USED: 2, EarlyFinalOutcome.WASTED: 1}
 
 
 def test_a_level_holds_after_the_lag_is_gone_then_falls() -> None:
@@ -165,6 +186,36 @@ def test_capacity_is_the_streams_that_fit_the_busy_share() -> None:
     # Half-silent streams cost half as much: twice as many fit.
     serve(capacity, clock, model, streams=4, busy_share=0.205, seconds=61)
     assert capacity.estimate() == 8
+
+
+def test_capacity_as_of_the_last_sample_is_kept_for_other_threads() -> None:
+    clock, model = FakeClock(), FakeModel()
+    capacity = StreamCapacity(model, clock=clock)
+    serve(capacity, clock, model, streams=4, busy_share=0.41, seconds=65)
+    # Refreshed by the streams' own audio, at most once a second, never computed by a reader.
+    assert capacity.last_estimate == 4
+    serve(capacity, clock, model, streams=4, busy_share=0.205, seconds=61)
+    assert capacity.last_estimate == 8
+
+
+def test_finals_start_early_only_with_room_to_spare() -> None:
+    server = StreamServer(
+        cast(ModelRegistry, None), StreamServerOptions(), Metrics(), NotDraining()
+    )
+    clock, model, lag = FakeClock(), FakeModel(), [0.0]
+    server.load = load_with(lag, clock)
+    server.capacity = StreamCapacity(model, clock=clock)
+    server.active = 4
+    assert server.may_start_early_final(), "room unknown yet, nothing behind"
+    serve(server.capacity, clock, model, streams=4, busy_share=0.205, seconds=65)
+    assert server.capacity.last_estimate == 8 and server.may_start_early_final()
+    server.active = 8
+    assert not server.may_start_early_final(), "as many streams as keep real time"
+    server.active = 4
+    lag[0] = 0.5
+    assert not server.may_start_early_final(), "something is behind"
+    server.early_final_ended(EarlyFinalOutcome.WASTED)
+    assert server.stats().early_finals == {"wasted": 1}
 
 
 def test_capacity_reads_the_last_minute_per_worker() -> None:

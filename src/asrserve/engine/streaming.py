@@ -6,6 +6,8 @@
 - at each endpoint (a pause, or `max_utterance_s` of talk without one), a `PendingFinal`: the
   utterance's audio handed to the accurate offline model through its shared batcher, so finals of
   many streams decode in one batch; `PendingFinal.result()` waits for it and gives the `Final`.
+  Its decode starts in the pause already, before the endpoint, when the pause is long enough
+  (`StreamingOptions.early_final_ms`) and the server lets it (`FinalSpeculation`).
 `TwoPassSession` serves modes `2pass` and `online` (whose finals come from the partial decoder).
 Mode `offline` is `OfflineSession`: it keeps the whole input and decodes it once, at `finish()`,
 through the offline pipeline (VAD, chunks, batch): one consolidated result, as FunASR's
@@ -18,6 +20,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
@@ -56,6 +59,12 @@ class StreamingOptions:
     """Each 2pass final is decoded in a window fitted to its utterance plus `final_fitted_pad_s`
     of silence, at least `final_fitted_min_s` long (`DecodeOptions.fitted_window_min_s` has the
     figures): a final sooner than in a shared 30 s window, as accurate. None: shared windows."""
+    early_final_ms: int | None = 400
+    """A 2pass utterance's final starts decoding once its pause is this long, before the
+    endpoint (`endpointing.end_silence_ms`) ends it. It decodes the audio the endpoint would
+    give it (up to the pre-roll after the last speech), so the final is the same, sooner; speech
+    again before the endpoint cancels it, or drops its answer (`FinalSpeculation`). None: a
+    final starts at its endpoint."""
     endpointing: EndpointerOptions = field(default_factory=EndpointerOptions)
     max_offline_s: float = 3600.0
     """Offline mode keeps the whole input: this bounds its memory."""
@@ -145,6 +154,32 @@ class PartialDecoder(Protocol):
 Event = Partial | PendingFinal
 
 
+class EarlyFinalOutcome(StrEnum):
+    USED = "used"
+    """The endpoint came: the early decode is the final."""
+    CANCELLED = "cancelled"
+    """Speech again while it still queued: no work lost."""
+    WASTED = "wasted"
+    """Speech again after it was decoded, or while it was: its answer is dropped."""
+
+
+class FinalSpeculation(Protocol):
+    """The server's say on early finals (`ws.server.StreamServer`): a decode speech makes
+    useless is work only a server with time to spare should risk."""
+
+    def may_start_early_final(self) -> bool: ...
+
+    def early_final_ended(self, outcome: EarlyFinalOutcome) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _EarlyFinal:
+    end: int
+    """The stream sample the utterance ends at if the pause lasts."""
+    future: Future[list[Segment]]
+    language: str | None
+
+
 class LiveSession(Protocol):
     """Audio of one live stream in, results out; `feed` and `finish` may block on decoding."""
 
@@ -173,12 +208,15 @@ def open_session(
     *,
     options: StreamingOptions | None = None,
     partials: PartialDecoder | None = None,
+    speculation: FinalSpeculation | None = None,
 ) -> LiveSession:
     """The session for `options.mode`; offline mode needs no partial decoder."""
     options = options or StreamingOptions()
     if options.mode is Mode.OFFLINE:
         return OfflineSession(final, decode, options=options)
-    return TwoPassSession(final, decode, options=options, partials=partials)
+    return TwoPassSession(
+        final, decode, options=options, partials=partials, speculation=speculation
+    )
 
 
 class TwoPassSession:
@@ -191,6 +229,7 @@ class TwoPassSession:
         *,
         options: StreamingOptions | None = None,
         partials: PartialDecoder | None = None,
+        speculation: FinalSpeculation | None = None,
     ) -> None:
         self.final = final
         self.decode = decode
@@ -198,6 +237,9 @@ class TwoPassSession:
         if self.options.mode is Mode.OFFLINE:
             raise ValueError("offline mode is OfflineSession's (open_session picks it)")
         self.partials = partials
+        self.speculation = speculation
+        """None: an early final whenever `early_final_ms` of pause allows one."""
+        self._early: _EarlyFinal | None = None
         self._endpointer = Endpointer(self.options.endpointing)
         self._buffer = np.zeros(0, np.float32)
         self._buffer_start = 0  # stream sample index of _buffer[0]
@@ -235,6 +277,7 @@ class TwoPassSession:
             self._trim_idle()
         else:
             events += self._maybe_partial()
+            self._maybe_start_early_final()
         return events
 
     def finish(self) -> list[Event]:
@@ -249,6 +292,7 @@ class TwoPassSession:
         return events
 
     def close(self) -> None:
+        self._drop_early_final()
         if self.partials is not None:
             self.partials.close()
 
@@ -274,15 +318,13 @@ class TwoPassSession:
             cheap_final = self.partials.finish_utterance(audio)
         elif self.partials is not None:
             self.partials.reset()
+        early = self._take_early_final(at)
         if self.options.mode is Mode.TWO_PASS and audio.size:
-            decode = self._decode_for(audio)
-            fitted = replace(
-                decode,
-                fitted_window_pad_s=self.options.final_fitted_pad_s,
-                fitted_window_min_s=self.options.final_fitted_min_s,
-            )
-            future = self.final.batcher.submit(audio, fitted)
-            events.append(self._pending(start, at, future, boundary, decode.language))
+            if early is not None:
+                future, language = early.future, early.language
+            else:
+                future, language = self._submit_final(audio)
+            events.append(self._pending(start, at, future, boundary, language))
         elif self.options.mode is Mode.ONLINE and (cheap_final or self._last_partial_text):
             # Online mode never runs the offline model: the partial decoder has the last word.
             done: Future[list[Segment]] = Future()
@@ -321,6 +363,55 @@ class TwoPassSession:
         if guess.probability >= self.options.settle_probability:
             self.decode = decode
         return decode
+
+    def _submit_final(self, utterance: np.ndarray) -> tuple[Future[list[Segment]], str | None]:
+        decode = self._decode_for(utterance)
+        fitted = replace(
+            decode,
+            fitted_window_pad_s=self.options.final_fitted_pad_s,
+            fitted_window_min_s=self.options.final_fitted_min_s,
+        )
+        return self.final.batcher.submit(utterance, fitted), decode.language
+
+    def _maybe_start_early_final(self) -> None:
+        wait_ms = self.options.early_final_ms
+        if self.options.mode is not Mode.TWO_PASS or wait_ms is None:
+            return
+        end_s = self._endpointer.pause_end_s
+        end = None if end_s is None else int(end_s * SAMPLE_RATE)
+        if self._early is not None and self._early.end != end:
+            self._drop_early_final()  # speech again: the utterance goes on
+        start = self._utterance_start
+        if self._early is not None or end is None or start is None or end <= start:
+            return
+        if self._endpointer.silence_s * 1000 < wait_ms:
+            return
+        if self.speculation is not None and not self.speculation.may_start_early_final():
+            return
+        future, language = self._submit_final(self._slice(start, end))
+        self._early = _EarlyFinal(end, future, language)
+
+    def _take_early_final(self, at: int) -> _EarlyFinal | None:
+        early = self._early
+        if early is None or early.end != at:
+            self._drop_early_final()
+            return None
+        self._early = None
+        self._early_final_ended(EarlyFinalOutcome.USED)
+        return early
+
+    def _drop_early_final(self) -> None:
+        if self._early is None:
+            return
+        cancelled = self._early.future.cancel()
+        self._early = None
+        self._early_final_ended(
+            EarlyFinalOutcome.CANCELLED if cancelled else EarlyFinalOutcome.WASTED
+        )
+
+    def _early_final_ended(self, outcome: EarlyFinalOutcome) -> None:
+        if self.speculation is not None:
+            self.speculation.early_final_ended(outcome)
 
     def _maybe_partial(self) -> list[Event]:
         if self.partials is None or self._utterance_start is None:

@@ -276,6 +276,20 @@ class Endpointer:
         """The silence heard since the utterance's last speech (0 outside an utterance)."""
         return self._silence_run * _WINDOW / SAMPLE_RATE if self._in_speech else 0.0
 
+    @property
+    def pause_end_s(self) -> float | None:
+        """Where the open utterance ends if the pause heard now lasts until the endpoint: its
+        `SpeechEnded.at`, once all of that audio is in (None while speaking, or too soon)."""
+        if not self._in_speech or not self._silence_run:
+            return None
+        end = self._end_s()
+        return end if end <= self._windows * _WINDOW / SAMPLE_RATE else None
+
+    def _end_s(self) -> float:
+        # A little after the last speech window: the pre-roll's twin at the end.
+        last_speech = (self._windows - self._silence_run) * _WINDOW / SAMPLE_RATE
+        return round(last_speech + self.options.pre_roll_ms / 1000, 3)
+
     def feed(self, pcm: np.ndarray) -> list[SpeechStarted | SpeechEnded]:
         opts = self.options
         window_s = _WINDOW / SAMPLE_RATE
@@ -319,9 +333,7 @@ class Endpointer:
             sentence_done = self.sentence_complete and now - self._start >= opts.sentence_end_min_s
             need = need_after_sentence if sentence_done else need_silence
             if self._silence_run >= need:
-                # End a little after the last speech window: the pre-roll's twin at the end.
-                end = now - self._silence_run * window_s + opts.pre_roll_ms / 1000
-                events.append(SpeechEnded(round(min(end, now), 3)))
+                events.append(SpeechEnded(min(self._end_s(), round(now, 3))))
                 self._in_speech = False
                 self._speech_run = 0
                 self.sentence_complete = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,6 +41,8 @@ class StreamStats:
     backlog_s: float
     """The most an open stream is behind its real-time schedule."""
     partials_skipped: int
+    early_finals: Mapping[str, int] = field(default_factory=dict)
+    """How the finals started in a pause ended: used, cancelled, wasted (decoded for nothing)."""
     capacity: int | None = None
     """Streams like the recent ones the final model keeps real time for, from live RTF
     (`ws.load.StreamCapacity`); None until enough stream audio was heard."""
@@ -149,6 +151,15 @@ def _stream_families(stats: StreamStats) -> Iterator[Metric]:
     )
     skipped.add_metric([], stats.partials_skipped)
     yield skipped
+    early = CounterMetricFamily(
+        "asrserve_stream_early_finals",
+        "Finals started in a pause before its endpoint, by how they ended: used, cancelled "
+        "while queued, or wasted (decoded, then speech went on).",
+        labels=["outcome"],
+    )
+    for outcome, count in sorted(stats.early_finals.items()):
+        early.add_metric([outcome], count)
+    yield early
     if stats.capacity is not None:
         yield _gauge(
             "asrserve_stream_capacity",

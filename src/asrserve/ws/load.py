@@ -4,7 +4,8 @@ Every live stream's work ends up in the models' shared batchers, so the age of t
 still queued there (`DynamicBatcher.lag_s`) says how far the server is behind. As it grows, the
 streams give up, in order: some partials (each stream re-decodes less often), then all partials
 (finals only), then new streams (refused with `server_busy`). A level, once reached, holds for
-`hold_s`, so the streams do not flap between two levels on every batch.
+`hold_s`, so the streams do not flap between two levels on every batch. Finals start early, in a
+pause before its endpoint, only at the normal level: one that speech makes useless costs a decode.
 
 When the streams still fall behind together, the newest is closed, one at a time, until the
 others catch up (`StreamShedder`); a stream that still falls behind its own real-time schedule
@@ -21,10 +22,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+
+from asrserve.engine.streaming import EarlyFinalOutcome
 
 
 class LoadLevel(IntEnum):
@@ -94,6 +97,8 @@ class LiveLoad:
         self._held_until = 0.0
         self.partials_skipped = 0
         """Partials not decoded because of load (at most one per normal interval of audio)."""
+        self.early_finals: Counter[EarlyFinalOutcome] = Counter()
+        """How the finals started in a pause ended (`StreamingOptions.early_final_ms`)."""
 
     def level(self) -> LoadLevel:
         now = self._clock()
@@ -133,6 +138,14 @@ class LiveLoad:
 
     def skipped_partial(self) -> None:
         self.partials_skipped += 1
+
+    def may_start_early_final(self) -> bool:
+        """Only while nothing is behind (`ws.server.StreamServer.may_start_early_final` also
+        wants room to spare by live RTF)."""
+        return self.level() is LoadLevel.NORMAL
+
+    def early_final_ended(self, outcome: EarlyFinalOutcome) -> None:
+        self.early_finals[outcome] += 1
 
     @property
     def accepts_streams(self) -> bool:
@@ -253,17 +266,24 @@ class StreamCapacity:
         self._heard_s = 0.0
         self._samples: deque[tuple[float, float, float]] = deque()
         """(time, audio heard so far, model busy so far per worker), oldest first."""
+        self.last_estimate: int | None = None
+        """`estimate()` as of the last sample: what any thread may read."""
 
     def heard(self, audio_s: float) -> None:
         """A stream's audio, `audio_s` seconds of it, was fed to its session."""
         self._heard_s += audio_s
         if not self._samples or self._clock() - self._samples[-1][0] >= self.SAMPLE_EVERY_S:
             self._sample()
+            self.last_estimate = self._estimate()
 
     def estimate(self) -> int | None:
         """Streams the server has room for in all (the open ones included); None until the
         window holds enough stream audio to tell."""
         self._sample()
+        self.last_estimate = self._estimate()
+        return self.last_estimate
+
+    def _estimate(self) -> int | None:
         if len(self._samples) < 2:
             return None
         (t0, heard0, busy0), (t1, heard1, busy1) = self._samples[0], self._samples[-1]
