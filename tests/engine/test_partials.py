@@ -11,7 +11,6 @@ import numpy as np
 
 from asrserve.engine import (
     DecodeOptions,
-    LoadedModel,
     ModelRegistry,
     Segment,
     StreamingOptions,
@@ -20,6 +19,7 @@ from asrserve.engine import (
 from asrserve.engine.partials import WhisperPartials
 from asrserve.evaluation.devset import Clip, clean_read
 from asrserve.evaluation.wer import normalize, word_errors
+from tests.engine.conftest import Inline
 
 if TYPE_CHECKING:
     from asrserve.engine.engines.whisper import WhisperEngine
@@ -155,25 +155,13 @@ def test_online_finals_of_real_speech_do_not_repeat_themselves(
     try:
         clips = [c for c in en_clips if c.id in LOOPING_CLIPS]
         assert len(clips) == len(LOOPING_CLIPS)
-        partials = WhisperPartials(Decoder(tiny), EN)
+        partials = WhisperPartials(Inline(tiny), EN)
         finals = [partials.finish_utterance(decode(c.audio)) for c in clips]
         for clip, text in zip(clips, finals, strict=True):
             assert len(text.split()) <= len(clip.text.split()), text
         assert word_errors([c.text for c in clips], finals).rate < 0.4, finals
     finally:
         registry.release(tiny)
-
-
-class Decoder:
-    """Decodes each submission at once on a real engine."""
-
-    def __init__(self, model: LoadedModel) -> None:
-        self.engine = model.engine
-
-    def submit(self, audio: np.ndarray, options: DecodeOptions) -> Future[list[Segment]]:
-        future: Future[list[Segment]] = Future()
-        future.set_result(self.engine.transcribe_chunks([audio], options)[0])
-        return future
 
 
 def test_a_fitted_window_hears_real_speech_as_well_as_a_padded_one(

@@ -35,6 +35,7 @@ from asrserve.engine.streaming import EarlyFinalOutcome
 from asrserve.engine.vad import Endpointer, EndpointerOptions, SpeechEnded, SpeechStarted
 from asrserve.evaluation.devset import Clip
 from asrserve.evaluation.wer import normalize, word_errors
+from tests.engine.conftest import Inline
 
 SR = 16000
 CHUNK = 960  # 60 ms, what FunASR's microphone clients send
@@ -64,18 +65,6 @@ def two_utterances(jfk: Clip, en_clips: list[Clip]) -> tuple[np.ndarray, list[Cl
         [silence(lead), decode(jfk.audio), silence(gap), decode(beckett.audio), silence(1.5)]
     )
     return audio, [jfk, beckett], lead + jfk.duration + gap
-
-
-class Inline:
-    """Decodes each partial when it is submitted (a test-controlled scheduler)."""
-
-    def __init__(self, model: LoadedModel) -> None:
-        self.engine = model.engine
-
-    def submit(self, audio: np.ndarray, options: DecodeOptions) -> Future[list[Segment]]:
-        future: Future[list[Segment]] = Future()
-        future.set_result(self.engine.transcribe_chunks([audio], options)[0])
-        return future
 
 
 def run(
