@@ -381,7 +381,8 @@ class Settings(BaseSettings):
         ge=0,
         description="Start an utterance's final decoding once its pause is this long, before "
         "the endpoint ends it (the same final, sooner; wasted if speech goes on); 0: at the "
-        "endpoint. Only while the server is not behind.",
+        "endpoint. Only while nothing is behind and fewer streams are open than live RTF "
+        "says fit.",
     )
     stream_port: int | None = Field(
         None, ge=1, le=65535, description="Also listen here (FunASR's clients default to 10095)."

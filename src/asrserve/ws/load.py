@@ -5,7 +5,8 @@ still queued there (`DynamicBatcher.lag_s`) says how far the server is behind. A
 streams give up, in order: some partials (each stream re-decodes less often), then all partials
 (finals only), then new streams (refused with `server_busy`). A level, once reached, holds for
 `hold_s`, so the streams do not flap between two levels on every batch. Finals start early, in a
-pause before its endpoint, only at the normal level: one that speech makes useless costs a decode.
+pause before its endpoint, only at the normal level and with room to spare by live RTF
+(`StreamCapacity`): one that speech makes useless costs a decode.
 
 When the streams still fall behind together, the newest is closed, one at a time, until the
 others catch up (`StreamShedder`); a stream that still falls behind its own real-time schedule
